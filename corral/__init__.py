@@ -1,0 +1,3 @@
+"""corral: a cluster virtualization manager that speaks Ganeti's languages."""
+
+__version__ = "0.1.0"
