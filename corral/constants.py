@@ -40,7 +40,7 @@ DISK_TEMPLATES: Final = (DT_DISKLESS, DT_FILE, DT_SHARED_FILE, DT_PLAIN, DT_DRBD
 # Ganeti's order of preference when init enables defaults
 DEFAULT_ENABLED_DISK_TEMPLATES: Final = (DT_DRBD8, DT_PLAIN)
 DTS_INT_MIRROR: Final = frozenset({DT_DRBD8})
-DTS_EXT_MIRROR: Final = frozenset({DT_SHARED_FILE})
+DTS_EXT_MIRROR: Final = frozenset({DT_DISKLESS, DT_SHARED_FILE})
 DTS_MIRRORED: Final = DTS_INT_MIRROR | DTS_EXT_MIRROR
 DTS_FILEBASED: Final = frozenset({DT_FILE, DT_SHARED_FILE})
 DTS_LVM: Final = frozenset({DT_PLAIN, DT_DRBD8})

@@ -20,6 +20,7 @@
      ├── CertificateError            TLS material missing or not trusted
      ├── LocalApiError               the CLI could not talk to masterd
      │    └── NoMasterError          no master daemon on this node
+     ├── HooksAbort / HooksFailure   a pre hook failed / hooks could not run
      └── ProgrammerError             a bug; should never reach users
 
 Every error carries a message fit for one line of CLI output; `OpPrereqError`
@@ -156,6 +157,14 @@ class NoMasterError(LocalApiError):
 
 class ProgrammerError(GenericError):
     pass
+
+
+class HooksAbort(GenericError):
+    """A pre hook script failed, so the operation was not run."""
+
+
+class HooksFailure(GenericError):
+    """The hooks could not be run at all (e.g. RPC to the hook nodes failed)."""
 
 
 def _all_error_classes() -> dict[str, type[GenericError]]:

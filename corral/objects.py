@@ -205,6 +205,8 @@ class Cluster(TaggableObject, kw_only=True):
     highest_used_port: int = C.FIRST_DRBD_PORT - 1
     # corral extension: automatic failover off dead nodes (opt-in)
     auto_failover: bool = False
+    # corral: serial numbers of revoked node certificates (gnt-node remove)
+    revoked_certs: list[int] = msgspec.field(default_factory=list)
 
 
 class ConfigData(ConfigObject, kw_only=True):

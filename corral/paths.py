@@ -68,7 +68,16 @@ class Paths(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def master_socket(self) -> str:
-        return f"{self.run_dir}/socket/corral-master"
+        """The local API socket. Unix socket paths are limited to 107 bytes, so a
+        run dir nested deeply (test roots) gets a short stand-in under /tmp,
+        derived from the run dir so every process finds the same one."""
+        path = f"{self.run_dir}/socket/corral-master"
+        if len(path.encode()) <= 100:
+            return path
+        import hashlib
+
+        digest = hashlib.sha256(self.run_dir.encode()).hexdigest()[:16]
+        return f"/tmp/corral-master-{digest}.sock"
 
     @property
     def ca_cert(self) -> str:

@@ -25,11 +25,16 @@ from corral.paths import Paths
 
 
 class Param(msgspec.Struct, frozen=True, kw_only=True):
-    """One declared parameter: kind is str|bool|int|float|path|enum|list."""
+    """One declared parameter: kind is str|bool|int|float|path|enum|list.
+
+    Semantics follow Ganeti's five-tuple checks: an empty value ('', 0, False)
+    skips every check unless `required`, in which case it is an error.
+    """
 
     kind: str
     default: Any
     doc: str = ""
+    required: bool = False
     choices: tuple[str, ...] = ()
     # Extra syntax check: return an error message or None
     check: Callable[[Any], str | None] | None = None

@@ -1,0 +1,87 @@
+"""corral-hail: iallocator plugin with hail's command line.
+
+``corral-hail [options] FILE`` reads an iallocator v2 request (``-`` = stdin)
+and prints one JSON answer ``{"success", "info", "result"}`` on stdout; the
+exit code is 0 whenever an answer was printed (also for ``success: false``),
+1 when the input cannot be read or is not JSON, 2 on bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hail", description="corral iallocator (hail)")
+    p.add_argument("file", help="iallocator request file, - for stdin")
+    p.add_argument("--no-capacity-checks", action="store_true")
+    p.add_argument("--ignore-soft-errors", action="store_true")
+    p.add_argument("-t", "--text-data", metavar="FILE", help="use this cluster data file")
+    p.add_argument("--restrict-allocation-to", metavar="NODES", default=None)
+    p.add_argument("--static-kvm-node-memory", type=int, default=4096, metavar="N")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-q", "--quiet", action="count", default=0)
+    p.add_argument("-p", "--print-nodes", nargs="?", const="", default=None)
+    p.add_argument("-S", "--save", metavar="FILE")
+    p.add_argument("-V", "--version", action="version", version="hail (corral) 0.1.0")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.file == "-":
+            raw = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as fh:
+                raw = fh.read()
+    except OSError as err:
+        print(f"Error: cannot read {args.file}: {err.strerror}", file=sys.stderr)
+        return 1
+    try:
+        request = json.loads(raw)
+    except ValueError as err:
+        print(f"Error: invalid JSON in {args.file}: {err}", file=sys.stderr)
+        return 1
+    from corral.htools.iallocator import Options, run_on_cluster, run_request
+
+    cluster = None
+    if args.text_data:
+        from corral.htools.ialloc import REQUEST_TYPES, Request
+        from corral.htools.text import parse_text
+        from corral.htools.types import HtoolsError
+
+        try:
+            with open(args.text_data, encoding="utf-8") as fh:
+                cluster = parse_text(fh.read())
+        except (OSError, HtoolsError) as err:
+            print(f"Error: {err}", file=sys.stderr)
+            return 1
+        rq: dict[str, Any] = {}
+        if isinstance(request, dict) and isinstance(request.get("request"), dict):
+            rq = request["request"]
+        if not rq or rq.get("type") not in REQUEST_TYPES:
+            print("Error: the request file has no valid 'request' section", file=sys.stderr)
+            return 1
+    restrict = None
+    if args.restrict_allocation_to is not None:
+        restrict = [x for x in args.restrict_allocation_to.split(",") if x]
+    opts = Options(
+        capacity_check=not args.no_capacity_checks,
+        ignore_soft_errors=args.ignore_soft_errors,
+        static_kvm_node_memory=args.static_kvm_node_memory,
+        restrict_to=restrict,
+    )
+    if cluster is not None:
+        answer = run_on_cluster(cluster, Request(str(rq["type"]), rq), opts)
+    else:
+        answer = run_request(request, opts)
+    sys.stdout.write(json.dumps(answer, separators=(",", ":")) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""hbal: cluster balancer with Ganeti's options, output and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hbal", description="corral cluster balancer")
+    p.add_argument("-t", "--text-data", metavar="FILE")
+    p.add_argument("-L", "--luxi", nargs="?", const="default", default=None)
+    p.add_argument("-m", "--master", metavar="ADDRESS")
+    p.add_argument("-C", "--print-commands", nargs="?", const="-", default=None)
+    p.add_argument("-X", "--exec", action="store_true", dest="execute")
+    p.add_argument("-p", "--print-nodes", nargs="?", const="", default=None)
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-q", "--quiet", action="count", default=0)
+    p.add_argument("-l", "--max-length", type=int, default=-1)
+    p.add_argument("-g", "--min-gain", type=float, default=0.01)
+    p.add_argument("--min-gain-limit", type=float, default=0.1)
+    p.add_argument("-e", "--min-score", type=float, default=1e-9)
+    p.add_argument("--no-disk-moves", action="store_true")
+    p.add_argument("--no-instance-moves", action="store_true")
+    p.add_argument("-E", "--evac-mode", action="store_true")
+    p.add_argument("-G", "--group", metavar="ID")
+    p.add_argument("--ignore-soft-errors", action="store_true")
+    p.add_argument("-V", "--version", action="version", version="hbal (corral) 0.1.0")
+    return p
+
+
+def _alias(name: str, suffix: str) -> str:
+    return name[: -len(suffix)] if suffix and name.endswith(suffix) else name
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from corral.htools.types import HtoolsError
+
+    try:
+        return _run(args)
+    except HtoolsError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(args: Any) -> int:
+    from corral.htools.balance import BalanceOptions, balance
+    from corral.htools.loader import common_suffix, select_loader
+    from corral.htools.moves import move_code
+    from corral.htools.types import HtoolsError
+
+    if args.execute:
+        raise HtoolsError("-X (execute) is not yet supported by corral's hbal")
+    c = select_loader(args.text_data, args.luxi, args.master).load()
+    verbose = 1 + args.verbose - args.quiet
+    out = sys.stdout
+    if c.warnings:
+        print("Warning: cluster has inconsistent data:", file=sys.stderr)
+        for w in c.warnings:
+            print(f"  - {w}", file=sys.stderr)
+    suffix = common_suffix(c.names + [i.name for i in c.instances])
+    if verbose > 1 and suffix:
+        out.write(f"Note: Stripping common suffix of '{suffix}' from names\n")
+    if args.group is not None:
+        gidx = c.find_group(args.group)
+    else:
+        used = sorted({int(g) for g in c.group})
+        if len(used) > 1:
+            names = ", ".join(c.groups[g].name for g in used)
+            raise HtoolsError(f"Found multiple node groups: [{names}], please select one with -G")
+        gidx = used[0] if used else 0
+    nodes = c.group_nodes(gidx)
+    ginst = [i for i in c.instances if int(c.group[i.pnode]) == gidx]
+    if verbose > 0:
+        out.write(f"Loaded {c.n_nodes} nodes, {len(c.instances)} instances\n")
+        out.write(f"Group size {len(nodes)} nodes, {len(ginst)} instances\n")
+        out.write(f"Selected node group: {c.groups[gidx].name}\n")
+        out.write("Initial check done: 0 bad nodes, 0 bad instances.\n")
+    opts = BalanceOptions(
+        max_length=args.max_length, min_gain=args.min_gain, min_gain_limit=args.min_gain_limit,
+        disk_moves=not args.no_disk_moves, instance_moves=not args.no_instance_moves,
+        evac_mode=args.evac_mode,
+    )  # fmt: skip
+    ini = c.score(nodes)
+    if verbose > 2:
+        from corral.htools import score as sc
+
+        _, vals = c.score_details(nodes)
+        out.write(f"Initial coefficients: overall {ini:.8f}\n")
+        out.write("   Field                          Value Weight\n")
+        for n, w, v in zip(sc.NAMES, sc.WEIGHTS, vals, strict=True):
+            out.write(f"   {n:<24} {v:>12.8f} x{w:.2f}\n")
+    else:
+        out.write(f"Initial score: {ini:.8f}\n")
+    out.write("Trying to minimize the CV...\n")
+    nmlen = max((len(_alias(n, suffix)) for n in c.names), default=0)
+    imlen = max((len(_alias(i.name, suffix)) for i in c.instances), default=0)
+    pmlen = 2 * nmlen + 1
+    cmds: list[tuple[list[int], list[str]]] = []
+
+    def on_step(st: Any, pos: int) -> None:
+        inst = c.instances[st.inst]
+
+        def nm(n: int) -> str:
+            return _alias(c.names[n], suffix)
+
+        ostr = nm(st.old[0]) + (":" + nm(st.old[1]) if st.old[1] >= 0 else "")
+        nstr = nm(st.new[0]) + (":" + nm(st.new[1]) if st.new[1] >= 0 else "")
+        tname = nm(st.target) if st.target >= 0 else ""
+        code, steps = move_code(st.move, tname)
+        iname = _alias(inst.name, suffix)
+        out.write(
+            f"  {pos:3d}. {iname:<{imlen}} {ostr:<{pmlen}} => {nstr:<{pmlen}} "
+            f"{st.score:12.8f} a={code}\n"
+        )
+        out.flush()
+        lines = []
+        for kind, node in steps:
+            if kind == "mig":
+                lines.append(f"gnt-instance migrate -f {iname}")
+            elif kind == "rep":
+                lines.append(f"gnt-instance replace-disks -n {node} {iname}")
+            else:
+                lines.append(f"gnt-instance migrate -f -n {node} {iname}")
+        touched = sorted({x for x in (*st.old, *st.new) if x >= 0})
+        cmds.append((touched, lines))
+
+    _, fin, steps = balance(c, gidx, opts, on_step)
+    if not steps:
+        out.write("No solution found\n")
+    else:
+        out.write(f"Cluster score improved from {ini:.8f} to {fin:.8f}\n")
+    out.write(f"Solution length={len(steps)}\n")
+    if args.print_commands is not None:
+        _print_commands(cmds, args.print_commands)
+    return 0
+
+
+def _print_commands(cmds: list[tuple[list[int], list[str]]], dest: str) -> None:
+    jobsets: list[list[list[str]]] = []
+    buf: set[int] = set()
+    for nodes, lines in cmds:
+        if jobsets and not buf & set(nodes):
+            jobsets[-1].append(lines)
+            buf |= set(nodes)
+        else:
+            jobsets.append([lines])
+            buf = set(nodes)
+    text = []
+    for js_no, js in enumerate(jobsets, 1):
+        text.append("  ")
+        text.append(f"  echo jobset {js_no}, {len(js)} jobs")
+        for j_no, lines in enumerate(js, 1):
+            text.append(f"    echo job {js_no}/{j_no}")
+            text.extend(f"    {ln}" for ln in lines)
+    body = "\n".join(text) + "\n"
+    if dest == "-":
+        sys.stdout.write("\nCommands to run to reach the above solution:\n" + body)
+    else:
+        with open(dest, "w", encoding="utf-8") as fh:
+            fh.write("#!/bin/sh\n\nset -e\n\n" + body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

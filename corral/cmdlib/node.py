@@ -1,0 +1,321 @@
+"""Node LUs: add (join over mutual TLS), remove (revokes the certificate), modify.
+
+Joining needs no root SSH: the master signs a certificate for the node with
+the cluster CA and installs it through the node's own noded, after both sides
+authenticated each other with the join token or the fingerprint the admin
+confirmed (see `corral.rpc.join`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+from corral import objects, opcodes
+from corral.cmdlib.base import HTYPE_NODE, LogicalUnit
+from corral.cmdlib.registry import lu_for
+from corral.errors import (
+    ECODE_EXISTS,
+    ECODE_INVAL,
+    ECODE_NOENT,
+    ECODE_RESOLVER,
+    ECODE_STATE,
+    CertificateError,
+    GenericError,
+    OpExecError,
+    OpPrereqError,
+)
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="ascii") as fh:
+        return fh.read()
+
+
+@lu_for(opcodes.OpNodeAdd)
+class LUNodeAdd(LogicalUnit):
+    HPATH = "node-add"
+    HTYPE = HTYPE_NODE
+    op: opcodes.OpNodeAdd
+
+    def expand_names(self) -> None:
+        try:
+            fqdn, _aliases, ips = socket.gethostbyname_ex(self.op.node_name)
+        except OSError as exc:
+            raise OpPrereqError(
+                f"Host name {self.op.node_name} could not be resolved", ECODE_RESOLVER
+            ) from exc
+        self.node_name = fqdn
+        self.primary_ip = self.op.primary_ip or ips[0]
+        self.secondary_ip = self.op.secondary_ip or self.primary_ip
+
+    async def check_prereq(self) -> None:
+        cfg = self.cfg
+        existing = cfg.get_node_by_name(self.node_name)
+        if existing is not None and not self.op.readd:
+            raise OpPrereqError(
+                f"Node {self.node_name} is already in the configuration", ECODE_EXISTS
+            )
+        if existing is None and self.op.readd:
+            raise OpPrereqError(f"Node {self.node_name} is not in the configuration", ECODE_NOENT)
+        for node in cfg.all_nodes():
+            if node.name == self.node_name:
+                continue
+            if self.primary_ip in (node.primary_ip, node.secondary_ip):
+                raise OpPrereqError(
+                    f"New node ip address(es) conflict with existing node {node.name}",
+                    ECODE_INVAL,
+                )
+        self.group_uuid = cfg.lookup_group(self.op.group)
+        paths = self.ctx.paths
+        if not (os.path.exists(paths.ca_cert) and os.path.exists(paths.ca_key)):
+            raise OpPrereqError(
+                "The cluster CA is not available on this node; cannot sign node certificates",
+                "environment_error",
+            )
+        self.token = self.op.join_token
+        if not self.token and os.path.exists(paths.join_token_file):
+            self.token = _read(paths.join_token_file).strip() or None
+        if not self.token and not self.op.node_fingerprint:
+            raise OpPrereqError(
+                "Joining a node needs its certificate fingerprint (--node-fingerprint) or"
+                " the cluster join token (--join-token)",
+                ECODE_INVAL,
+            )
+        candidates = [n for n in cfg.master_candidates() if n.name != self.node_name]
+        self.become_candidate = (
+            self.op.master_capable is not False
+            and len(candidates) < cfg.cluster.candidate_pool_size
+        )
+
+    async def exec(self) -> Any:
+        from corral.rpc import tls
+        from corral.rpc.join import JoinMaterial, join_node
+
+        cfg = self.cfg
+        paths = self.ctx.paths
+        ca = (
+            await asyncio.to_thread(_read, paths.ca_cert),
+            await asyncio.to_thread(_read, paths.ca_key),
+        )
+        cert, key, serial = tls.issue_node_cert(ca, self.node_name, [self.primary_ip])
+        if self.become_candidate:
+            self.log_info("Node will be a master candidate")
+        material = JoinMaterial(
+            ca_pem=ca[0],
+            cert_pem=cert,
+            key_pem=key,
+            cluster_name=cfg.cluster.cluster_name,
+            master_name=cfg.master_node().name,
+            ca_key_pem=ca[1] if self.become_candidate else None,
+        )
+        try:
+            await join_node(
+                self.primary_ip,
+                material,
+                token=self.token,
+                fingerprint=self.op.node_fingerprint,
+                node_name=self.node_name,
+            )
+        except CertificateError as exc:
+            raise OpExecError(f"Cannot join node {self.node_name}: {exc}") from exc
+        except GenericError as exc:
+            raise OpExecError(f"Cannot join node {self.node_name}: {exc}") from exc
+        from corral.node.security import fingerprint as cert_fp
+
+        fp = cert_fp(tls_der(cert))
+        existing = cfg.get_node_by_name(self.node_name)
+        if existing is not None:
+            node = existing.copy()
+            node.primary_ip, node.secondary_ip = self.primary_ip, self.secondary_ip
+            node.cert_fingerprint, node.cert_serial = fp, serial
+            node.offline = False
+            node.master_candidate = self.become_candidate
+            await cfg.update_node(node)
+        else:
+            node = objects.Node(
+                name=self.node_name,
+                primary_ip=self.primary_ip,
+                secondary_ip=self.secondary_ip,
+                group=self.group_uuid,
+                master_candidate=self.become_candidate,
+                master_capable=self.op.master_capable is not False,
+                vm_capable=self.op.vm_capable is not False,
+                ndparams=dict(self.op.ndparams or {}),
+                cert_fingerprint=fp,
+                cert_serial=serial,
+            )
+            await cfg.add_node(node)
+        new_target = self.ctx.node_target(self.node_name)
+        if cfg.cluster.revoked_certs:
+            await self.rpc.call("node_set_revoked", new_target, list(cfg.cluster.revoked_certs))
+        return None
+
+
+def tls_der(cert_pem: str) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    return x509.load_pem_x509_certificate(cert_pem.encode()).public_bytes(
+        serialization.Encoding.DER
+    )
+
+
+@lu_for(opcodes.OpNodeRemove)
+class LUNodeRemove(LogicalUnit):
+    HPATH = "node-remove"
+    HTYPE = HTYPE_NODE
+    op: opcodes.OpNodeRemove
+
+    def expand_names(self) -> None:
+        self.node_uuid, self.node_name = self.cfg.expand_node_name(self.op.node_name)
+
+    async def check_prereq(self) -> None:
+        cfg = self.cfg
+        if self.node_uuid == cfg.cluster.master_node:
+            raise OpPrereqError(
+                "Node is the master node, failover to another node is required", ECODE_INVAL
+            )
+        for inst in cfg.all_instances():
+            if self.node_uuid in inst.all_nodes:
+                raise OpPrereqError(
+                    f"Instance {inst.name} is still running on the node, please remove first",
+                    ECODE_INVAL,
+                )
+
+    async def exec(self) -> Any:
+        cfg = self.cfg
+        node = cfg.get_node(self.node_uuid)
+        assert node is not None
+        target = self.ctx.node_target(self.node_uuid)
+        if not target.offline:
+            res = await self.rpc.call("node_leave", target)
+            if res.failed:
+                self.log_warning(f"Node {node.name} could not forget the cluster: {res.fail_msg}")
+        cluster = cfg.cluster
+        if node.cert_serial and node.cert_serial not in cluster.revoked_certs:
+            cluster.revoked_certs.append(node.cert_serial)
+        await cfg.remove_node(self.node_uuid)
+        await cfg.update_cluster(cluster)
+        targets = [self.ctx.node_target(n.uuid) for n in cfg.all_nodes() if not n.offline]
+        results = await self.rpc.call_multi(
+            "node_set_revoked", targets, list(cluster.revoked_certs)
+        )
+        for name, res in results.items():
+            if res.failed:
+                self.log_warning(f"Could not update the revocation list on {name}: {res.fail_msg}")
+        return None
+
+
+def _tristate(value: bool | None) -> str:
+    return str(value)
+
+
+@lu_for(opcodes.OpNodeSetParams)
+class LUNodeSetParams(LogicalUnit):
+    HPATH = "node-modify"
+    HTYPE = HTYPE_NODE
+    op: opcodes.OpNodeSetParams
+
+    def check_arguments(self) -> None:
+        op = self.op
+        flags = [op.master_candidate, op.offline, op.drained]
+        if sum(1 for f in flags if f) > 1:
+            raise OpPrereqError(
+                "Can't set the node into more than one state at the same time", ECODE_INVAL
+            )
+        if all(
+            v is None
+            for v in (
+                *flags,
+                op.master_capable,
+                op.vm_capable,
+                op.secondary_ip,
+                op.ndparams,
+                op.powered,
+            )
+        ):
+            raise OpPrereqError("Please pass at least one modification", ECODE_INVAL)
+
+    def expand_names(self) -> None:
+        self.node_uuid, self.node_name = self.cfg.expand_node_name(self.op.node_name)
+
+    async def check_prereq(self) -> None:
+        cfg = self.cfg
+        op = self.op
+        node = cfg.get_node(self.node_uuid)
+        assert node is not None
+        is_master = self.node_uuid == cfg.cluster.master_node
+        if is_master and (op.master_candidate is False or op.offline or op.drained):
+            raise OpPrereqError(
+                "The master role can be changed only via master-failover", ECODE_INVAL
+            )
+        if op.master_candidate is False and not op.auto_promote and not op.force:
+            remaining = [n for n in cfg.master_candidates() if n.uuid != self.node_uuid]
+            if len(remaining) < min(cfg.cluster.candidate_pool_size, len(cfg.nodes) - 1):
+                self.log_warning(
+                    f"Demoting {node.name} leaves fewer master candidates than the pool size"
+                )
+        if op.offline is True:
+            for inst in cfg.all_instances():
+                if (
+                    inst.primary_node == self.node_uuid
+                    and inst.admin_state == "up"
+                    and not op.force
+                ):
+                    raise OpPrereqError(
+                        f"Instance {inst.name} is marked up on node {node.name}; stop or"
+                        " fail it over first (or use --force)",
+                        ECODE_STATE,
+                    )
+
+    async def exec(self) -> Any:
+        cfg = self.cfg
+        op = self.op
+        node = cfg.get_node(self.node_uuid)
+        assert node is not None
+        new = node.copy()
+        changes: list[list[str]] = []
+        if op.offline is not None and op.offline != node.offline:
+            new.offline = op.offline
+            changes.append(["offline", _tristate(op.offline)])
+            if op.offline:
+                if new.master_candidate:
+                    new.master_candidate = False
+                    changes.append(["master_candidate", "auto-demotion due to offline"])
+                if new.drained:
+                    new.drained = False
+                    changes.append(["drained", "clear drained status due to offline"])
+        if op.drained is not None and op.drained != node.drained:
+            new.drained = op.drained
+            changes.append(["drained", _tristate(op.drained)])
+            if op.drained and new.master_candidate:
+                new.master_candidate = False
+                changes.append(["master_candidate", "auto-demotion due to drain"])
+        if op.master_candidate is not None and op.master_candidate != node.master_candidate:
+            if op.master_candidate and not node.master_capable:
+                raise OpPrereqError(f"Node {node.name} is not master capable", ECODE_STATE)
+            new.master_candidate = op.master_candidate
+            changes.append(["master_candidate", _tristate(op.master_candidate)])
+            if op.master_candidate:
+                new.offline = False
+                new.drained = False
+        if op.master_capable is not None:
+            new.master_capable = op.master_capable
+            changes.append(["master_capable", _tristate(op.master_capable)])
+        if op.vm_capable is not None:
+            new.vm_capable = op.vm_capable
+            changes.append(["vm_capable", _tristate(op.vm_capable)])
+        if op.secondary_ip is not None:
+            new.secondary_ip = op.secondary_ip
+            changes.append(["secondary_ip", op.secondary_ip])
+        if op.ndparams:
+            new.ndparams.update(op.ndparams)
+            changes.append(["ndparams", str(op.ndparams)])
+        if op.powered is not None:
+            new.powered = op.powered
+            changes.append(["powered", _tristate(op.powered)])
+        await cfg.update_node(new)
+        return changes

@@ -1,0 +1,359 @@
+"""corral-masterd: the master daemon (config, job queue, locks, executor, local API).
+
+    corral-masterd [--foreground] [--debug]
+
+Runs only on the master node: if the config names another node as master it
+exits with "This is not the master node" (exit code 11, Ganeti's
+EXIT_NOTMASTER). Without ``--foreground`` it detaches (double fork + setsid,
+stdio to ``<log_dir>/masterd.log``); the starting process exits 0 once the
+local API socket listens, or 1 with the reason. The pidfile
+``paths.masterd_pidfile`` is flock-ed for the daemon's life, so a second
+masterd refuses to start.
+
+SIGTERM/SIGINT shut down cleanly: the API socket closes, running jobs get
+`SHUTDOWN_TIMEOUT` seconds to finish and are otherwise stopped and marked
+"error" (queued jobs stay queued for the next start), pending config and queue
+replication is flushed.
+
+`Master` assembles the parts and is what tests run in-process (with a fake
+RPC runner and ``Paths.under(tmp)``). Heavy modules (numpy, the htools
+allocator, drivers) are only imported by the LUs that need them, keeping the
+idle daemon small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Final
+
+from corral import constants as C
+from corral import errors
+from corral.api.cluster_info import ClusterQueryResource
+from corral.api.server import ApiHandlers, ApiServer
+from corral.cmdlib import registry
+from corral.cmdlib.base import MasterContext
+from corral.cmdlib.query_base import QueryResource
+from corral.config.file_store import FileConfigStore
+from corral.config.names import match_name_component
+from corral.jobs.executor import Executor
+from corral.jobs.locking import LockManager
+from corral.jobs.query import JobQueryResource
+from corral.jobs.queue import JobQueue
+from corral.jobs.replication import RpcConfigDistributor, RpcQueueReplicator
+from corral.paths import DEFAULT_PATHS, Paths
+from corral.rpc.client import RpcRunner
+
+log = logging.getLogger("corral.masterd")
+
+SHUTDOWN_TIMEOUT: Final = 30.0
+WATCHER_INTERVAL: Final = 300.0
+NOT_MASTER_MSG: Final = "This is not the master node"
+
+
+class NotMasterError(errors.GenericError):
+    """This node is not the master according to the configuration."""
+
+
+def this_node_names() -> list[str]:
+    """Names this host may have in the config (hostname and FQDN)."""
+    names = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        fqdn = socket.getfqdn()
+        if fqdn not in names:
+            names.append(fqdn)
+    return names
+
+
+class Master:
+    """All master-side parts, wired together; `start` then `stop`."""
+
+    def __init__(
+        self,
+        paths: Paths,
+        *,
+        rpc: RpcRunner | None = None,
+        node_name: str | None = None,
+        max_running: int | None = None,
+        watcher_interval: float | None = WATCHER_INTERVAL,
+    ) -> None:
+        self.paths = paths
+        self._rpc = rpc
+        self._node_name = node_name
+        self._max_running = max_running
+        self._watcher_interval = watcher_interval
+        self.cfg: FileConfigStore | None = None
+        self.queue: JobQueue | None = None
+        self.executor: Executor | None = None
+        self.server: ApiServer | None = None
+        self.handlers: ApiHandlers | None = None
+        self.locks = LockManager()
+        self._replicator: RpcQueueReplicator | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._owns_rpc = rpc is None
+
+    @property
+    def rpc(self) -> RpcRunner:
+        assert self._rpc is not None
+        return self._rpc
+
+    def _check_master(self, cfg: FileConfigStore) -> None:
+        master = cfg.master_node()
+        candidates = [self._node_name] if self._node_name else this_node_names()
+        for name in candidates:
+            if name == master.name or match_name_component(name, [master.name]) == master.name:
+                return
+            if match_name_component(master.name, [name]) == name:
+                return
+        raise NotMasterError(NOT_MASTER_MSG)
+
+    async def start(self) -> None:
+        """Load the config, recover the queue, start executor and API server."""
+        paths = self.paths
+        cfg = FileConfigStore.load(paths.config_file)
+        self._check_master(cfg)
+        if self._rpc is None:
+            from corral.rpc.client import ClientTLS
+
+            self._rpc = RpcRunner(ClientTLS.from_paths(paths))
+        rpc = self._rpc
+        cfg.set_distributor(RpcConfigDistributor(rpc))
+        self.cfg = cfg
+        self._replicator = RpcQueueReplicator(rpc, cfg)
+        queue = JobQueue(paths.queue_db, replicator=self._replicator)
+        queue.open()
+        self.queue = queue
+        imported = queue.import_files(os.path.join(paths.data_dir, "queue"))
+        if imported:
+            log.info("Imported %d replicated jobs", len(imported))
+        to_run = queue.recover()
+        registry.load_all()
+        ctx = MasterContext(cfg=cfg, rpc=rpc, paths=paths)
+        queries: dict[str, QueryResource] = dict(registry.QUERY_REGISTRY)
+        queries["job"] = JobQueryResource(queue)
+        queries["cluster"] = ClusterQueryResource()
+        executor = Executor(
+            queue=queue,
+            cfg=cfg,
+            rpc=rpc,
+            paths=paths,
+            locks=self.locks,
+            max_running=self._max_running,
+        )
+        self.executor = executor
+        self.handlers = ApiHandlers(ctx=ctx, queue=queue, executor=executor, queries=queries)
+        self.server = ApiServer(self.handlers, paths.master_socket)
+        await self.server.start()
+        executor.start(to_run)
+        if self._watcher_interval:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        log.info("corral-masterd %s started (pid %d)", C.RELEASE_VERSION, os.getpid())
+
+    async def _watch(self) -> None:
+        """Periodic upkeep (Ganeti's ganeti-watcher).
+
+        TODO(watcher): restart instances whose admin_state is "up" but that are
+        not running, and re-activate disks of instances on nodes that rebooted
+        (compare node boot ids). Tracked as a separate issue; today the loop
+        only archives jobs that finished more than six hours ago.
+        """
+        assert self._watcher_interval is not None
+        while True:
+            await asyncio.sleep(self._watcher_interval)
+            if self.queue is None:
+                continue
+            try:
+                self.queue.auto_archive(6 * 3600, time.time())
+            except Exception:
+                log.exception("watcher: job archiving failed")
+
+    async def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Stop serving, let running jobs end (or mark them), flush replication."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        if self.server is not None:
+            await self.server.stop()
+        if self.executor is not None:
+            await self.executor.shutdown(timeout)
+        flushes = []
+        if self.cfg is not None:
+            flushes.append(self.cfg.flush())
+        if self._replicator is not None:
+            flushes.append(self._replicator.flush())
+        if flushes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*flushes, return_exceptions=True), 10)
+        if self.queue is not None:
+            self.queue.close()
+        if self._owns_rpc and self._rpc is not None:
+            await self._rpc.close()
+        log.info("corral-masterd stopped")
+
+
+# --- process management ---------------------------------------------------------------
+
+
+class PidFile:
+    """An flock-ed pidfile: a second masterd refuses to start."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+
+    def acquire(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise errors.GenericError(
+                    f"corral-masterd is already running (pid {other or '?'})"
+                ) from err
+            raise
+        self.fd = fd
+
+    def write_pid(self) -> None:
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _daemonize(log_file: str) -> int:
+    """Double fork + setsid; returns the readiness pipe's write end (in the daemon).
+
+    The starting process waits for "ok" (exit 0) or an error text (exit 1, or
+    11 when this is not the master).
+    """
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid > 0:
+        os.close(wfd)
+        chunks = []
+        while data := os.read(rfd, 4096):
+            chunks.append(data)
+        os.waitpid(pid, 0)
+        message = b"".join(chunks).decode(errors="replace").strip()
+        if message == "ok":
+            os._exit(0)
+        sys.stderr.write((message or "corral-masterd failed to start") + "\n")
+        os._exit(C.EXIT_NOTMASTER if message == NOT_MASTER_MSG else 1)
+    os.close(rfd)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    os.umask(0o022)
+    os.makedirs(os.path.dirname(log_file), exist_ok=True)
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    return wfd
+
+
+def _notify(fd: int, message: str) -> int:
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.write(fd, message.encode())
+        os.close(fd)
+    return -1
+
+
+async def _serve(master: Master, pidfile: PidFile, ready: list[int]) -> None:
+    await master.start()
+    pidfile.write_pid()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    ready[0] = _notify(ready[0], "ok")
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await master.stop()
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="corral-masterd", description="corral master daemon")
+    parser.add_argument("-f", "--foreground", action="store_true", help="do not detach")
+    parser.add_argument("-d", "--debug", action="store_true", help="log debug messages")
+    # For tests: all state below DIR (Paths.under(DIR)) and a forced node name
+    parser.add_argument("--paths-root", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--node-name", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    paths = Paths.under(args.paths_root) if args.paths_root else DEFAULT_PATHS
+    # Check the master role before detaching so the caller sees the answer.
+    try:
+        cfg = FileConfigStore.load(paths.config_file)
+        Master(paths, node_name=args.node_name)._check_master(cfg)
+    except NotMasterError as err:
+        sys.stderr.write(f"{err}\n")
+        return C.EXIT_NOTMASTER
+    except errors.GenericError as err:
+        sys.stderr.write(f"{err}\n")
+        return C.EXIT_FAILURE
+    pidfile = PidFile(paths.masterd_pidfile)
+    try:
+        pidfile.acquire()
+    except (errors.GenericError, OSError) as err:
+        sys.stderr.write(f"{err}\n")
+        return C.EXIT_FAILURE
+    ready = [-1]
+    if not args.foreground:
+        ready[0] = _daemonize(os.path.join(paths.log_dir, "masterd.log"))
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    master = Master(paths, node_name=args.node_name)
+    code = 0
+    try:
+        asyncio.run(_serve(master, pidfile, ready))
+    except NotMasterError as err:
+        ready[0] = _notify(ready[0], str(err))
+        code = C.EXIT_NOTMASTER
+    except (errors.GenericError, OSError) as err:
+        log.error("%s", err)
+        if ready[0] >= 0:
+            ready[0] = _notify(ready[0], str(err))
+        elif args.foreground:
+            sys.stderr.write(f"{err}\n")
+        code = C.EXIT_FAILURE
+    finally:
+        pidfile.release()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

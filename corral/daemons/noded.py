@@ -1,0 +1,208 @@
+"""corral-noded: the node daemon (node RPC over HTTPS, port 1811).
+
+    corral-noded [--foreground] [--port 1811] [--bind 0.0.0.0] [--debug]
+
+Without ``--foreground`` it detaches like a classic daemon: double fork +
+setsid, stdin from /dev/null, stdout/stderr to ``<log_dir>/noded.log``, so the
+process (or test) that started it gets its pipes back at once. The parent only
+exits once the daemon listens (or reports why it could not), with status 0/1.
+
+* pidfile ``paths.noded_pidfile``, locked with flock for the daemon's life: a
+  second noded refuses to start.
+* SIGTERM/SIGINT: clean exit (running VMs are untouched: they are separate
+  processes whose state lives in the run directory).
+* SIGHUP: reload the TLS material (after `gnt-cluster init` wrote it locally).
+* Unjoined (no node certificate): self-signed certificate, only `version` and
+  the join calls are served.
+
+Kept light on memory (no numpy, drivers imported on first use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import sys
+
+from corral import constants as C
+from corral import errors
+from corral.paths import DEFAULT_PATHS, Paths
+
+log = logging.getLogger("corral.noded")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="corral-noded", description="corral node daemon")
+    parser.add_argument("-f", "--foreground", action="store_true", help="do not detach")
+    parser.add_argument("-p", "--port", type=int, default=C.NODED_PORT, help="TCP port")
+    parser.add_argument("-b", "--bind", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("-d", "--debug", action="store_true", help="log debug messages")
+    # For tests: run with all state below DIR (Paths.under(DIR))
+    parser.add_argument("--paths-root", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+class PidFile:
+    """An flock-ed pidfile; the lock lives as long as any copy of the fd is open."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+
+    def acquire(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            try:
+                other = os.pread(fd, 32, 0).decode().strip()
+            except OSError:
+                other = "?"
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise errors.GenericError(
+                    f"corral-noded is already running (pid {other or '?'})"
+                ) from err
+            raise
+        self.fd = fd
+
+    def write_pid(self) -> None:
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _daemonize(log_file: str) -> int:
+    """Double fork; returns the write end of the readiness pipe in the daemon.
+
+    The original process waits on the pipe and exits with the daemon's verdict.
+    """
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid > 0:
+        os.close(wfd)
+        chunks = []
+        while True:
+            data = os.read(rfd, 4096)
+            if not data:
+                break
+            chunks.append(data)
+        os.waitpid(pid, 0)
+        message = b"".join(chunks).decode(errors="replace").strip()
+        if message == "ok":
+            os._exit(0)
+        sys.stderr.write((message or "corral-noded failed to start") + "\n")
+        os._exit(1)
+    os.close(rfd)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    os.umask(0o022)
+    os.makedirs(os.path.dirname(log_file), exist_ok=True)
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    return wfd
+
+
+class _Ready:
+    """The readiness pipe to the waiting parent (written once, then closed)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def notify(self, message: str) -> None:
+        if self.fd < 0:
+            return
+        fd, self.fd = self.fd, -1
+        try:
+            os.write(fd, message.encode())
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+async def _serve(args: argparse.Namespace, paths: Paths, pidfile: PidFile, ready: _Ready) -> None:
+    from corral.node.context import NodeContext
+    from corral.rpc.server import NodeServer
+
+    ctx = NodeContext(paths)
+    server = NodeServer(ctx, host=args.bind, port=args.port)
+    try:
+        await server.start()
+    except OSError as err:
+        raise errors.GenericError(f"Cannot listen on {args.bind}:{args.port}: {err}") from err
+    pidfile.write_pid()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(server.reload_tls())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    log.info("corral-noded %s started (pid %d)", C.RELEASE_VERSION, os.getpid())
+    ready.notify("ok")
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    paths = Paths.under(args.paths_root) if args.paths_root else DEFAULT_PATHS
+    pidfile = PidFile(paths.noded_pidfile)
+    try:
+        pidfile.acquire()
+    except (errors.GenericError, OSError) as err:
+        sys.stderr.write(f"{err}\n")
+        return 1
+    ready = _Ready(-1)
+    if not args.foreground:
+        ready = _Ready(_daemonize(os.path.join(paths.log_dir, "noded.log")))
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        asyncio.run(_serve(args, paths, pidfile, ready))
+    except errors.GenericError as err:
+        log.error("%s", err)
+        if ready.fd >= 0:
+            ready.notify(str(err))
+        elif args.foreground:
+            sys.stderr.write(f"{err}\n")
+        return 1
+    finally:
+        pidfile.release()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

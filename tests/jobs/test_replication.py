@@ -1,0 +1,65 @@
+"""Config and job queue replication over (fake) node RPC."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+
+from corral.config import FileConfigStore
+from corral.jobs.model import QueuedJob
+from corral.jobs.replication import RpcConfigDistributor, RpcQueueReplicator
+from tests.jobs.fakes import FakeRpc, make_instance, sample_config
+
+
+def test_config_distributor_maps_results_to_node_uuids(tmp_path: Any) -> None:
+    rpc = FakeRpc()
+    rpc.unreachable.add("node3.example.com")
+    cfg = FileConfigStore.create(str(tmp_path / "config.data"), sample_config())
+    cfg.set_distributor(RpcConfigDistributor(rpc))  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await cfg.add_instance(make_instance("a.example.com", "ia"))
+        await cfg.flush()
+
+    asyncio.run(scenario())
+    calls = rpc.calls_of("upload_config")
+    assert sorted(node for node, _ in calls) == ["node2.example.com", "node3.example.com"]
+    config_json, serial = calls[0][1]
+    assert serial == cfg.serial_no
+    assert "ia" in msgspec.json.decode(config_json)["instances"]
+    assert list(cfg.stale_candidates()) == ["n3"]
+    assert cfg.stale_candidates()["n3"].startswith("Node is unreachable")
+
+
+def test_queue_replicator_coalesces_and_targets_online_candidates(tmp_path: Any) -> None:
+    rpc = FakeRpc()
+    rpc.delay = 0.01
+    data = sample_config()
+    data.nodes["n3"].offline = True
+    data.nodes["n3"].master_candidate = False
+    cfg = FileConfigStore.create(str(tmp_path / "config.data"), data)
+    rep = RpcQueueReplicator(rpc, cfg)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        job = QueuedJob.new(5, [])
+        for index in range(20):
+            job.log_serial = index
+            rep.job_updated(5, job.encode())
+            await asyncio.sleep(0)
+        await rep.flush()
+
+    asyncio.run(scenario())
+    calls = rpc.calls_of("jobqueue_update")
+    assert {node for node, _ in calls} == {"node2.example.com"}
+    assert len(calls) < 20  # coalesced while a push was in flight
+    job_id, content = calls[-1][1]
+    assert job_id == 5
+    assert QueuedJob.decode(content).log_serial == 19  # the latest state won
+
+
+def test_queue_replicator_without_loop_is_harmless(tmp_path: Any) -> None:
+    cfg = FileConfigStore.create(str(tmp_path / "config.data"), sample_config())
+    rep = RpcQueueReplicator(FakeRpc(), cfg)  # type: ignore[arg-type]
+    rep.job_updated(1, b"{}")  # no running loop: dropped, no exception
