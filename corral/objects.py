@@ -162,7 +162,6 @@ def default_ipolicy() -> ParamDict:
         "disk-templates": list(C.DISK_TEMPLATES),
         "vcpu-ratio": C.IPOLICY_VCPU_RATIO,
         "spindle-ratio": C.IPOLICY_SPINDLE_RATIO,
-        "memory-ratio": 1.0,
     }
 
 

@@ -320,7 +320,7 @@ def copy_file(opts: argparse.Namespace, client: Any) -> int:
     failures = bootstrap().copy_file(path, list(opts.nodes))
     for node, message in failures or []:
         U.warn(f"Copy of file {path} to node {node} failed: {message}")
-    return 0
+    return C.EXIT_FAILURE if failures else C.EXIT_SUCCESS
 
 
 def master_failover(opts: argparse.Namespace, client: Any) -> int:

@@ -264,6 +264,7 @@ async def assemble_disks(
     *,
     ignore_secondaries: bool = False,
     primary: str | None = None,
+    skip_nodes: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """Activate the disks (secondaries first, then the primary as writer).
 
@@ -276,7 +277,7 @@ async def assemble_disks(
             if node == pnode:
                 continue
             target = lu.ctx.node_target(node)
-            if target.offline:
+            if target.offline or node in skip_nodes:
                 if ignore_secondaries:
                     continue
                 raise OpExecError(
@@ -502,6 +503,15 @@ async def instance_running(lu: LogicalUnit, inst: objects.Instance) -> bool | No
     if res.failed:
         return None
     return res.payload is not None
+
+
+async def node_alive(lu: LogicalUnit, node_uuid: str) -> bool:
+    """One quick call: False for an offline node or one that does not answer."""
+    target = lu.ctx.node_target(node_uuid)
+    if target.offline:
+        return False
+    res = await lu.rpc.call("version", target)
+    return not res.failed
 
 
 async def gather_in_parallel(*coros: Any) -> list[Any]:

@@ -99,11 +99,21 @@ def _node_entry(
             "total_spindles": int(live.get("spindles_total", 1)),
             "free_spindles": int(live.get("spindles_free", 1)),
             "total_cpus": int(live.get("cpu_total", 1)),
+            "reserved_cpus": int(live.get("cpu_dom0", 1)),
             "i_pri_memory": i_pri_memory,
             "i_pri_up_memory": i_pri_up_memory,
         }
     )
     return entry
+
+
+# Keys of an instance policy in protocol v2 (Ganeti 3.0's hail rejects others,
+# e.g. 3.1's "memory-ratio").
+_IPOLICY_KEYS = ("minmax", "std", "disk-templates", "vcpu-ratio", "spindle-ratio")
+
+
+def _ipolicy(policy: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in policy.items() if k in _IPOLICY_KEYS}
 
 
 def build_request(
@@ -119,13 +129,13 @@ def build_request(
         "cluster_name": cluster.cluster_name,
         "cluster_tags": list(cluster.tags),
         "enabled_hypervisors": list(cluster.enabled_hypervisors),
-        "ipolicy": cluster.ipolicy,
+        "ipolicy": _ipolicy(cluster.ipolicy),
         "nodegroups": {
             g.uuid: {
                 "name": g.name,
                 "alloc_policy": g.alloc_policy,
                 "networks": list(g.networks),
-                "ipolicy": objects.fill_dict(cluster.ipolicy, g.ipolicy),
+                "ipolicy": _ipolicy(objects.fill_dict(cluster.ipolicy, g.ipolicy)),
                 "tags": list(g.tags),
             }
             for g in cfg.nodegroups.values()

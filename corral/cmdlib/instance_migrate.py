@@ -103,6 +103,16 @@ class _MoveLU(InstanceLU):
         source, target = self.source, self.target
         sname, tname = self.cfg.node_name(source), self.cfg.node_name(target)
         src_target = self.ctx.node_target(source)
+        # Ask the source once: a dead node would otherwise cost a connect
+        # timeout for every step below.
+        src_alive = await common.node_alive(self, source)
+        if not src_alive and not src_target.offline:
+            if not ignore_consistency:
+                raise OpExecError(
+                    f"Node {sname} is unreachable; use --ignore-consistency to fail over"
+                    " anyway (make sure the node is really down)"
+                )
+            self.log_warning(f"Node {sname} is unreachable, skipping the steps on it")
         if inst.disk_template in C.DTS_INT_MIRROR and inst.admin_state == C.ADMINST_UP:
             self.feedback("* checking disk consistency between source and target")
             if not await self._check_consistency(inst, target):
@@ -110,7 +120,7 @@ class _MoveLU(InstanceLU):
                     raise OpExecError("Disk disk/0 is degraded on target node, aborting failover")
                 self.log_warning("Disks are degraded on the target node, ignoring")
         self.feedback("* shutting down instance on source node")
-        if src_target.offline:
+        if src_target.offline or not src_alive:
             self.log_warning(f"Node {sname} is offline, not shutting down the instance there")
         else:
             res = await self.rpc.call(
@@ -128,7 +138,7 @@ class _MoveLU(InstanceLU):
                         f"Could not shutdown instance {inst.name} on node {sname}: {res.fail_msg}"
                     )
         self.feedback("* deactivating the instance's disks on source node")
-        if not src_target.offline:
+        if not src_target.offline and src_alive:
             for disk in inst.disks:
                 res = await self.rpc.call(
                     "blockdev_shutdown",
@@ -142,7 +152,12 @@ class _MoveLU(InstanceLU):
         if inst.admin_state == C.ADMINST_UP:
             self.feedback(f"* activating the instance's disks on target node {tname}")
             try:
-                await common.assemble_disks(self, inst, ignore_secondaries=True)
+                await common.assemble_disks(
+                    self,
+                    inst,
+                    ignore_secondaries=True,
+                    skip_nodes=frozenset() if src_alive else frozenset({source}),
+                )
             except OpExecError as exc:
                 await common.shutdown_disks(self, inst, ignore_primary=True)
                 raise OpExecError(f"Can't activate the instance's disks: {exc}") from exc

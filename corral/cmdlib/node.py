@@ -123,6 +123,15 @@ class LUNodeAdd(LogicalUnit):
             raise OpExecError(f"Cannot join node {self.node_name}: {exc}") from exc
         except GenericError as exc:
             raise OpExecError(f"Cannot join node {self.node_name}: {exc}") from exc
+
+        async def leave() -> None:
+            from corral.rpc.client import NodeTarget
+
+            if cfg.get_node_by_name(self.node_name) is None or not self.op.readd:
+                await self.rpc.call("node_leave", NodeTarget(self.node_name, self.primary_ip))
+
+        self.ctx.on_rollback(leave)
+        await self._wait_joined()
         from corral.node.security import fingerprint as cert_fp
 
         fp = cert_fp(tls_der(cert))
@@ -152,6 +161,25 @@ class LUNodeAdd(LogicalUnit):
         if cfg.cluster.revoked_certs:
             await self.rpc.call("node_set_revoked", new_target, list(cfg.cluster.revoked_certs))
         return None
+
+    async def _wait_joined(self, timeout: float = 10.0) -> None:
+        """The node switches to its cluster certificate just after answering the
+        join; wait until it does, so the first pushes (config, job queue) to it
+        do not meet its old self-signed certificate."""
+        from corral.rpc.client import NodeTarget
+
+        target = NodeTarget(name=self.node_name, ip=self.primary_ip)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            res = await self.rpc.call("version", target)
+            if not res.failed and (res.payload or {}).get("joined"):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise OpExecError(
+                    f"Node {self.node_name} did not switch to the cluster certificate:"
+                    f" {res.fail_msg or 'not joined'}"
+                )
+            await asyncio.sleep(0.05)
 
 
 def tls_der(cert_pem: str) -> bytes:

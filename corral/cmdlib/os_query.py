@@ -69,7 +69,8 @@ async def diagnose(ctx: MasterContext) -> dict[str, dict[str, Any]]:
             variant_sets = [set(f[3]) for f in firsts if f[1]]
             if variant_sets:
                 common = set.intersection(*variant_sets)
-                entry["variants"] = [v for v in firsts[0][3] if v in common]
+                # sorted, as Ganeti reports them (the paper lists image+cd first)
+                entry["variants"] = sorted(common)
             else:
                 entry["variants"] = []
             entry["api_versions"] = firsts[0][5]

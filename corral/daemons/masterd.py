@@ -132,6 +132,9 @@ class Master:
         queue = JobQueue(paths.queue_db, replicator=self._replicator)
         queue.open()
         self.queue = queue
+        self._replicator.watch_candidates(
+            lambda: [(job.id, job.encode()) for job in queue.jobs(None)]
+        )
         imported = queue.import_files(os.path.join(paths.data_dir, "queue"))
         if imported:
             log.info("Imported %d replicated jobs", len(imported))

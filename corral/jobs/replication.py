@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from corral import objects
 from corral.config.store import ConfigStore
@@ -52,6 +53,45 @@ class RpcQueueReplicator:
         self._pending: dict[int, bytes] = {}
         self._task: asyncio.Task[None] | None = None
         self._failing: set[str] = set()
+        self._known: set[str] = {t.name for t in self._targets()}
+        self._all_jobs: Callable[[], list[tuple[int, bytes]]] | None = None
+        self._full_sync: set[asyncio.Task[None]] = set()
+
+    def watch_candidates(self, all_jobs: Callable[[], list[tuple[int, bytes]]]) -> None:
+        """Send the whole queue to every node that becomes a master candidate.
+
+        `all_jobs` returns ``(job id, job JSON)`` for every job; it is called when
+        the config store reports a new candidate (a node added or promoted), so a
+        later master-failover to that node keeps the full job history.
+        """
+        self._all_jobs = all_jobs
+        self.cfg.add_listener(self._config_changed)
+
+    def _config_changed(self, _data: objects.ConfigData) -> None:
+        targets = self._targets()
+        new = [t for t in targets if t.name not in self._known]
+        self._known = {t.name for t in targets}
+        if not new or self._all_jobs is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self._push_all(new, self._all_jobs()))
+        self._full_sync.add(task)
+        task.add_done_callback(self._full_sync.discard)
+
+    async def _push_all(self, targets: list[NodeTarget], jobs: list[tuple[int, bytes]]) -> None:
+        for job_id, content in jobs:
+            results = await self.rpc.call_multi(
+                "jobqueue_update", targets, job_id, content.decode()
+            )
+            for name, res in results.items():
+                if res.fail_msg is not None:
+                    log.warning("Could not copy the job queue to %s: %s", name, res.fail_msg)
+                    targets = [t for t in targets if t.name != name]
+            if not targets:
+                return
 
     def _targets(self) -> list[NodeTarget]:
         master = self.cfg.cluster.master_node
@@ -100,3 +140,5 @@ class RpcQueueReplicator:
         """Wait until everything changed so far was pushed (tests, shutdown)."""
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
+        if self._full_sync:
+            await asyncio.gather(*self._full_sync, return_exceptions=True)
