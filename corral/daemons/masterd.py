@@ -344,10 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(_serve(master, pidfile, ready))
     except NotMasterError as err:
+        pidfile.release()  # before telling the parent, which returns at once
         ready[0] = _notify(ready[0], str(err))
         code = C.EXIT_NOTMASTER
     except (errors.GenericError, OSError) as err:
         log.error("%s", err)
+        pidfile.release()
         if ready[0] >= 0:
             ready[0] = _notify(ready[0], str(err))
         elif args.foreground:

@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(args, paths, pidfile, ready))
     except errors.GenericError as err:
         log.error("%s", err)
+        pidfile.release()  # before telling the parent, which returns at once
         if ready.fd >= 0:
             ready.notify(str(err))
         elif args.foreground:

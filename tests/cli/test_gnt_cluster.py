@@ -224,7 +224,7 @@ def test_copyfile_reports_failures(
     monkeypatch.setitem(sys.modules, "corral.cli.bootstrap", fake)
     target = tmp_path / "cd.conf"
     target.write_text("CDINSTALL=yes\n")
-    assert run_main("gnt-cluster", gnt_cluster.commands, ["copyfile", str(target)], client) == 0
+    assert run_main("gnt-cluster", gnt_cluster.commands, ["copyfile", str(target)], client) == 1
     assert calls == [(str(target), [])]
     assert "to node node3 failed: connection refused" in capsys.readouterr().err
     assert (
