@@ -126,7 +126,14 @@ class LUInstanceCreate(LogicalUnit):
         else:
             self.needed_locks[LEVEL_NODE] = ALL_SET
             self.needed_locks[LEVEL_NODE_RES] = ALL_SET
-            self.share_locks[LEVEL_NODE] = True
+        # Creations share the node locks, so many instances can be created on a
+        # node at once (operations that change a node as a whole -- migrate,
+        # failover, node modify -- still take them exclusively). Concurrent
+        # creations may both pass the free-memory/disk check; the node itself
+        # refuses what does not fit (the hypervisor on start, the storage on
+        # disk creation) and the loser rolls back cleanly.
+        self.share_locks[LEVEL_NODE] = True
+        self.share_locks[LEVEL_NODE_RES] = True
 
     async def check_prereq(self) -> None:
         op = self.op

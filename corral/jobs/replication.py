@@ -55,34 +55,54 @@ class RpcQueueReplicator:
         self._failing: set[str] = set()
         self._known: set[str] = {t.name for t in self._targets()}
         self._all_jobs: Callable[[], list[tuple[int, bytes]]] | None = None
-        self._full_sync: set[asyncio.Task[None]] = set()
+        self._full_targets: set[str] = set()
 
     def watch_candidates(self, all_jobs: Callable[[], list[tuple[int, bytes]]]) -> None:
         """Send the whole queue to every node that becomes a master candidate.
 
         `all_jobs` returns ``(job id, job JSON)`` for every job; it is called when
         the config store reports a new candidate (a node added or promoted), so a
-        later master-failover to that node keeps the full job history.
+        later master-failover to that node keeps the full job history. The full
+        copy goes through the same sequential push loop as single updates, so a
+        stale copy never overwrites a newer update of the same job.
         """
         self._all_jobs = all_jobs
         self.cfg.add_listener(self._config_changed)
 
     def _config_changed(self, _data: objects.ConfigData) -> None:
         targets = self._targets()
-        new = [t for t in targets if t.name not in self._known]
+        new = {t.name for t in targets} - self._known
         self._known = {t.name for t in targets}
-        if not new or self._all_jobs is None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        task = loop.create_task(self._push_all(new, self._all_jobs()))
-        self._full_sync.add(task)
-        task.add_done_callback(self._full_sync.discard)
+        if new and self._all_jobs is not None:
+            self._full_targets |= new
+            self._kick()
 
-    async def _push_all(self, targets: list[NodeTarget], jobs: list[tuple[int, bytes]]) -> None:
-        for job_id, content in jobs:
+    def _targets(self) -> list[NodeTarget]:
+        master = self.cfg.cluster.master_node
+        return [
+            _target(n) for n in self.cfg.master_candidates(online_only=True) if n.uuid != master
+        ]
+
+    def job_updated(self, job_id: int, content: bytes) -> None:
+        self._pending[job_id] = content
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._task is None or self._task.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (offline tools): nothing to push to
+                self._pending.clear()
+                self._full_targets.clear()
+                return
+            self._task = loop.create_task(self._run())
+
+    async def _push_full(self) -> None:
+        names, self._full_targets = self._full_targets, set()
+        targets = [t for t in self._targets() if t.name in names]
+        if not targets or self._all_jobs is None:
+            return
+        for job_id, content in self._all_jobs():
             results = await self.rpc.call_multi(
                 "jobqueue_update", targets, job_id, content.decode()
             )
@@ -93,24 +113,11 @@ class RpcQueueReplicator:
             if not targets:
                 return
 
-    def _targets(self) -> list[NodeTarget]:
-        master = self.cfg.cluster.master_node
-        return [
-            _target(n) for n in self.cfg.master_candidates(online_only=True) if n.uuid != master
-        ]
-
-    def job_updated(self, job_id: int, content: bytes) -> None:
-        self._pending[job_id] = content
-        if self._task is None or self._task.done():
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no loop (offline tools): nothing to push to
-                self._pending.clear()
-                return
-            self._task = loop.create_task(self._run())
-
     async def _run(self) -> None:
-        while self._pending:
+        while self._pending or self._full_targets:
+            if self._full_targets:
+                await self._push_full()
+                continue
             batch, self._pending = self._pending, {}
             targets = self._targets()
             if not targets:
@@ -140,5 +147,3 @@ class RpcQueueReplicator:
         """Wait until everything changed so far was pushed (tests, shutdown)."""
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
-        if self._full_sync:
-            await asyncio.gather(*self._full_sync, return_exceptions=True)

@@ -63,3 +63,32 @@ def test_queue_replicator_without_loop_is_harmless(tmp_path: Any) -> None:
     cfg = FileConfigStore.create(str(tmp_path / "config.data"), sample_config())
     rep = RpcQueueReplicator(FakeRpc(), cfg)  # type: ignore[arg-type]
     rep.job_updated(1, b"{}")  # no running loop: dropped, no exception
+
+
+def test_new_candidate_gets_the_whole_queue_then_newer_updates(tmp_path: Any) -> None:
+    rpc = FakeRpc()
+    rpc.delay = 0.005
+    data = sample_config()
+    data.nodes["n3"].master_candidate = False
+    cfg = FileConfigStore.create(str(tmp_path / "config.data"), data)
+    rep = RpcQueueReplicator(rpc, cfg)  # type: ignore[arg-type]
+    jobs = {1: QueuedJob.new(1, []), 2: QueuedJob.new(2, [])}
+    rep.watch_candidates(lambda: [(jid, job.encode()) for jid, job in sorted(jobs.items())])
+
+    async def scenario() -> None:
+        node3 = cfg.get_node("n3")
+        assert node3 is not None
+        promoted = node3.copy()
+        promoted.master_candidate = True
+        await cfg.update_node(promoted)  # n3 becomes a candidate: full copy
+        jobs[2].log_serial = 7  # the job moves on while the copy is running
+        rep.job_updated(2, jobs[2].encode())
+        await rep.flush()
+
+    asyncio.run(scenario())
+    to_node3 = [
+        args for node, args in rpc.calls_of("jobqueue_update") if node == "node3.example.com"
+    ]
+    assert sorted({job_id for job_id, _ in to_node3}) == [1, 2]
+    last_of_2 = [content for job_id, content in to_node3 if job_id == 2][-1]
+    assert QueuedJob.decode(last_of_2).log_serial == 7  # never overwritten by a stale copy
