@@ -345,10 +345,7 @@ class _PySpy:
         pyspy = Path(sys.executable).with_name("py-spy")
         outdir = RESULTS_DIR / "profiles"
         outdir.mkdir(parents=True, exist_ok=True)
-        for pid in self.kit.node_pids(NODE):
-            role = memory.classify(pid)
-            if role not in ("masterd", "noded"):
-                continue
+        for pid, role in memory.daemon_pids(self.kit, NODE).items():
             out = outdir / f"{role}-{self.key}.txt"
             argv = [str(pyspy), "record", "--pid", str(pid), "--gil", "--rate", "250"]
             argv += ["--format", "raw", "--output", str(out), "--nonblocking"]

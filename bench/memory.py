@@ -42,6 +42,40 @@ def classify(pid: int) -> str | None:
     return "other"
 
 
+def _start_time(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def daemon_pids(kit: Testkit, node: str) -> dict[int, str]:
+    """Host pid -> role of the node's masterd and noded (the oldest of each).
+
+    A daemon's forked child keeps the daemon's command line until it execs, so
+    the command line alone would count a fork (a full copy of the daemon's RSS)
+    as a second daemon; the oldest process of each role is the daemon.
+    """
+    best: dict[str, tuple[int, int]] = {}
+    for pid in kit.node_pids(node):
+        role = classify(pid)
+        if role not in ("masterd", "noded"):
+            continue
+        started = _start_time(pid)
+        if started is not None and (role not in best or started < best[role][0]):
+            best[role] = (started, pid)
+    return {pid: role for role, (_, pid) in best.items()}
+
+
+def role_of(pid: int, daemons: dict[int, str]) -> str | None:
+    """`classify`, except that only the real daemons count as masterd/noded."""
+    if pid in daemons:
+        return daemons[pid]
+    role = classify(pid)
+    return "other" if role in ("masterd", "noded") else role
+
+
 def status_kib(pid: int, keys: tuple[str, ...] = ("VmRSS", "VmHWM")) -> dict[str, int]:
     """Selected ``/proc/<pid>/status`` lines in KiB (empty when the process is gone)."""
     found: dict[str, int] = {}
@@ -79,8 +113,9 @@ class Snapshot:
 
 def snapshot(kit: Testkit, node: str, with_pss: bool = True) -> Snapshot:
     snap = Snapshot()
+    daemons = daemon_pids(kit, node)
     for pid in kit.node_pids(node):
-        role = classify(pid)
+        role = role_of(pid, daemons)
         if role is None:
             continue
         values = status_kib(pid)
@@ -114,10 +149,12 @@ class Sampler:
         self.peak_all = 0
         self.samples = 0
         self._roles: dict[int, str] = {}
+        self._daemons: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def __enter__(self) -> Sampler:
+        self._daemons = daemon_pids(self.kit, self.node)
         self._thread.start()
         return self
 
@@ -141,10 +178,10 @@ class Sampler:
         for pid in pids:
             role = self._roles.get(pid)
             if role is None:
-                role = classify(pid)
+                role = role_of(pid, self._daemons)
                 if role is None:
                     continue
-                if role != "other":  # short-lived helpers may exec into something else
+                if role != "other":  # a fork may still exec into something else
                     self._roles[pid] = role
             value = status_kib(pid, ("VmRSS",)).get("VmRSS")
             if value is None:
@@ -170,8 +207,9 @@ def cpu_seconds(kit: Testkit, node: str) -> dict[str, float]:
     """
     ticks_per_s = os.sysconf("SC_CLK_TCK")
     used: dict[str, float] = {}
+    daemons = daemon_pids(kit, node)
     for pid in kit.node_pids(node):
-        role = classify(pid)
+        role = role_of(pid, daemons)
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):

@@ -4,8 +4,9 @@ Started as ``python /path/to/bench/node_agent.py COMMAND ...`` through
 ``Testkit.exec``; talks to the local masterd with `corral.api.client.Client`
 (the same client the CLI uses) and prints one JSON document on stdout. Job
 timestamps come from the jobs themselves (``received_ts``/``start_ts``/
-``end_ts``, as in Ganeti's ``gnt-job list``); client walls use this process's
-clock, from just before the submit call to the moment the final status is seen.
+``end_ts``, as in Ganeti's ``gnt-job list``, plus ``opexec``: locks acquired);
+client walls use this process's clock, from just before the submit call to the
+moment the final status is seen.
 
 Commands:
 
@@ -30,7 +31,7 @@ from corral import constants as C
 from corral import opcodes
 from corral.api.client import Client
 
-FIELDS = ["id", "status", "received_ts", "start_ts", "end_ts", "opresult"]
+FIELDS = ["id", "status", "received_ts", "start_ts", "end_ts", "opexec", "opresult"]
 
 
 def _ts(value: Any) -> float | None:
@@ -84,12 +85,14 @@ def wait_job(client: Client, job_id: int) -> str:
 def job_rows(client: Client, job_ids: list[int]) -> list[dict[str, Any]]:
     rows = []
     for row in client.query_jobs(job_ids, FIELDS):
-        jid, status, received, start, end, opresult = row
+        jid, status, received, start, end, opexec, opresult = row
         entry: dict[str, Any] = {
             "id": jid,
             "status": status,
             "received": _ts(received),
             "start": _ts(start),
+            # first opcode's exec timestamp: its locks are held from here on
+            "exec": _ts(opexec[0]) if opexec else None,
             "end": _ts(end),
         }
         if status != C.JOB_STATUS_SUCCESS:

@@ -9,6 +9,7 @@ range (the comparison least favourable to corral). Hand-written findings in
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,11 +293,18 @@ def _main_table(res: dict[str, Any]) -> list[str]:
             "-",
             _ratio_mem(GANETI["mem_idle_all"], pair),
         )
-    idle_cli = mem.get("idle_with_cli_instances")
-    if idle_cli:
-        pair = mib(idle_cli["rss_kib"].get("masterd", 0) + idle_cli["rss_kib"].get("noded", 0))
+    labels = {
+        "idle_with_cli_instances": "idle with {n} instances",
+        "idle_with_load_instances": "idle with {n} instances",
+        "after_all": "idle after the whole run ({n} instances left)",
+    }
+    for key, label in labels.items():
+        snap = mem.get(key)
+        if not snap:
+            continue
+        pair = mib(snap["rss_kib"].get("masterd", 0) + snap["rss_kib"].get("noded", 0))
         table.add(
-            f"masterd + noded RSS, idle with {idle_cli['instances']} instances",
+            "masterd + noded RSS, " + label.format(n=snap["instances"]),
             f"{pair:.1f} MiB",
             GANETI["mem_idle_pair"],
             _verdict("mem_idle_pair", pair),
@@ -358,8 +366,9 @@ def _detail_tables(res: dict[str, Any]) -> list[str]:
         )
     out += ["", "### Batches submitted with one SubmitManyJobs call", ""]
     out += [
-        "| batch | ok/n | first received -> last end | jobs/s | max running at once "
-        "| job latency median (p90) | queue wait median | run median | submit call "
+        "| batch | ok/n | first received -> last end | jobs/s | max running (with locks) "
+        "| job latency median (p90) | queue wait median | run median (lock wait, locked) "
+        "| submit call "
         "| CPU/job masterd, noded | machine busy (load before) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -371,6 +380,12 @@ def _detail_tables(res: dict[str, Any]) -> list[str]:
                 out.append(f"| {key} {phase} | 0/{b['jobs']} |" + " - |" * 9)
                 continue
             submit = ms(entry["add_submit_call"]) if phase == "add" else "-"
+            locks = (
+                f" ({ms(b['lock_wait']['median'])}, {ms(b['exec']['median'])})"
+                if "exec" in b
+                else ""
+            )
+            conc = f" ({b['max_exec_concurrency']})" if "max_exec_concurrency" in b else ""
             cpu = entry.get("cpu_ms_per_job", {})
             cpu_text = (
                 f"{cpu.get('masterd', 0):.0f} ms, {cpu.get('noded', 0):.0f} ms "
@@ -386,9 +401,10 @@ def _detail_tables(res: dict[str, Any]) -> list[str]:
             )
             out.append(
                 f"| {key} {phase} | {b['success']}/{b['jobs']} | {b['span']:.2f} s "
-                f"| {b['jobs_per_s']:.1f} | {b['max_concurrency']} "
+                f"| {b['jobs_per_s']:.1f} | {b['max_concurrency']}{conc} "
                 f"| {ms(b['latency']['median'])} ({ms(b['latency']['p90'])}) "
-                f"| {ms(b['queue_wait']['median'])} | {ms(b['run']['median'])} | {submit} "
+                f"| {ms(b['queue_wait']['median'])} | {ms(b['run']['median'])}{locks} "
+                f"| {submit} "
                 f"| {cpu_text} | {busy} |"
             )
     out += ["", "### Memory (RSS from the host's /proc; MiB)", ""]
@@ -496,3 +512,17 @@ def console_summary(res: dict[str, Any]) -> str:
         pair = mib(idle["rss_kib"].get("masterd", 0) + idle["rss_kib"].get("noded", 0))
         out.append(f"idle masterd+noded RSS {pair:.1f} MiB")
     return "\n".join(out)
+
+
+def main() -> int:
+    """``python -m bench.report``: re-render cluster.md from cluster.json (e.g. after
+    editing cluster_notes.md) without running the benchmark again."""
+    results_dir = NOTES.parent
+    raw = results_dir / "cluster.json"
+    res = json.loads(raw.read_text())
+    (results_dir / "cluster.md").write_text(render(res, raw.name))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

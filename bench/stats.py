@@ -90,4 +90,13 @@ def batch_figures(jobs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         latency=summarize([j["end"] - j["received"] for j in ok]).as_dict(),
         max_concurrency=max_concurrency(ok),
     )
+    locked = [j for j in ok if j.get("exec") is not None]
+    if locked:  # time waiting for locks, and with them held (the LU itself)
+        result.update(
+            lock_wait=summarize([j["exec"] - j["start"] for j in locked]).as_dict(),
+            exec=summarize([j["end"] - j["exec"] for j in locked]).as_dict(),
+            max_exec_concurrency=max_concurrency(
+                [{"start": j["exec"], "end": j["end"]} for j in locked]
+            ),
+        )
     return result
