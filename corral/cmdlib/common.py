@@ -78,9 +78,15 @@ def flatten_node_info(payload: dict[str, Any], vg_name: str | None) -> dict[str,
 
 
 async def gather_node_info(
-    ctx: MasterContext, node_uuids: list[str], hv_name: str | None = None
+    ctx: MasterContext,
+    node_uuids: list[str],
+    hv_name: str | None = None,
+    failures: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any] | None]:
-    """Live resources of the given nodes (None for offline/unreachable ones)."""
+    """Live resources of the given nodes (None for offline/unreachable ones).
+
+    When `failures` is given it receives, per node that gave no data, why.
+    """
     cfg = ctx.cfg
     hv = hv_name or (cfg.cluster.enabled_hypervisors or [C.HT_FAKE])[0]
     vg = cfg.cluster.volume_group_name
@@ -92,6 +98,11 @@ async def gather_node_info(
         res = results.get(target.name)
         if res is None or res.failed or not isinstance(res.payload, dict):
             out[uuid] = None
+            if failures is not None:
+                why = "Node is marked offline" if target.offline else "no answer"
+                if res is not None:
+                    why = res.fail_msg or f"invalid answer {res.payload!r}"
+                failures[uuid] = why
         else:
             out[uuid] = flatten_node_info(res.payload, vg)
     return out
@@ -101,10 +112,13 @@ async def check_node_free_memory(
     lu: LogicalUnit, node_uuid: str, reason: str, requested: int, hv_name: str
 ) -> None:
     """Ganeti's CheckNodeFreeMemory."""
-    info = (await gather_node_info(lu.ctx, [node_uuid], hv_name))[node_uuid]
+    failures: dict[str, str] = {}
+    info = (await gather_node_info(lu.ctx, [node_uuid], hv_name, failures))[node_uuid]
     name = lu.cfg.node_name(node_uuid)
     if info is None:
-        raise OpPrereqError(f"Can't get data from node {name}", ECODE_ENVIRON)
+        raise OpPrereqError(
+            f"Can't get data from node {name}: {failures.get(node_uuid)}", ECODE_ENVIRON
+        )
     free = int(info.get("memory_free", 0))
     if requested > free:
         raise OpPrereqError(
@@ -120,13 +134,17 @@ async def check_node_free_disk(
     """Ganeti's CheckNodesFreeDiskPerVG for the unit holding instance disks."""
     if requested <= 0:
         return
-    infos = await gather_node_info(lu.ctx, node_uuids, hv_name)
+    failures: dict[str, str] = {}
+    infos = await gather_node_info(lu.ctx, node_uuids, hv_name, failures)
     vg = lu.cfg.cluster.volume_group_name or "file storage"
     for uuid in node_uuids:
         info = infos[uuid]
         name = lu.cfg.node_name(uuid)
         if info is None:
-            raise OpPrereqError(f"Can't get data from node {name}", ECODE_ENVIRON)
+            raise OpPrereqError(
+                f"Cannot get current information from node {name}: {failures.get(uuid)}",
+                ECODE_ENVIRON,
+            )
         free = int(info.get("storage_free", 0))
         if requested > free:
             raise OpPrereqError(
@@ -459,8 +477,13 @@ async def start_instance(
     hv_override: dict[str, Any] | None = None,
     be_override: dict[str, Any] | None = None,
     check_memory: bool = True,
+    disk_infos: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Assemble disks and start the VM on its primary node (rollback: disks down)."""
+    """Assemble disks and start the VM on its primary node (rollback: disks down).
+
+    `disk_infos` (paths from an assembly just done by the caller) saves a
+    second assembly round.
+    """
     from corral.cmdlib.params import fill_beparams
 
     if check_memory:
@@ -473,7 +496,8 @@ async def start_instance(
             int(bep[C.BE_MAXMEM]),
             inst.hypervisor,
         )
-    disk_infos = await assemble_disks(lu, inst)
+    if disk_infos is None:
+        disk_infos = await assemble_disks(lu, inst)
     spec = start_spec(lu.cfg, inst, disk_infos, hv_override, be_override)
     target = lu.ctx.node_target(inst.primary_node)
     res = await lu.rpc.call("instance_start", target, spec, inst.hypervisor)

@@ -349,7 +349,11 @@ class LUInstanceCreate(LogicalUnit):
         if disks:
             disk_infos = await common.assemble_disks(self, stored)
             await cfg.set_disks_active(stored.uuid, True)
-            if op.wait_for_sync or op.disk_template not in C.DTS_INT_MIRROR:
+            if op.disk_template not in C.DTS_INT_MIRROR:
+                # nothing to resync: Ganeti still reports it, without asking the node
+                self.log_info(f"Waiting for instance {stored.name} to sync disks")
+                self.log_info(f"Instance {stored.name}'s disks are in sync")
+            elif op.wait_for_sync:
                 in_sync = await common.wait_for_sync(self, stored)
                 if not in_sync and op.disk_template in C.DTS_INT_MIRROR:
                     raise OpExecError("There are some degraded disks for this instance")
@@ -371,7 +375,9 @@ class LUInstanceCreate(LogicalUnit):
                 )
         if op.start:
             self.feedback("* starting instance...")
-            await common.start_instance(self, stored, check_memory=False)
+            await common.start_instance(
+                self, stored, check_memory=False, disk_infos=disk_infos or None
+            )
             await cfg.set_instance_admin_state(stored.uuid, C.ADMINST_UP, C.ADMINST_SOURCE_ADMIN)
         elif disks:
             await common.shutdown_disks(self, stored)
