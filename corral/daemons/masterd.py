@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -45,6 +43,7 @@ from corral.cmdlib.base import MasterContext
 from corral.cmdlib.query_base import QueryResource
 from corral.config.file_store import FileConfigStore
 from corral.config.names import match_name_component
+from corral.daemons.process import PidFile, Ready, daemonize
 from corral.jobs.executor import Executor
 from corral.jobs.locking import LockManager
 from corral.jobs.query import JobQueryResource
@@ -207,94 +206,14 @@ class Master:
 # --- process management ---------------------------------------------------------------
 
 
-class PidFile:
-    """An flock-ed pidfile: a second masterd refuses to start."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd = -1
-
-    def acquire(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            other = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            os.close(fd)
-            if err.errno in (errno.EAGAIN, errno.EACCES):
-                raise errors.GenericError(
-                    f"corral-masterd is already running (pid {other or '?'})"
-                ) from err
-            raise
-        self.fd = fd
-
-    def write_pid(self) -> None:
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _daemonize(log_file: str) -> int:
-    """Double fork + setsid; returns the readiness pipe's write end (in the daemon).
-
-    The starting process waits for "ok" (exit 0) or an error text (exit 1, or
-    11 when this is not the master).
-    """
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid > 0:
-        os.close(wfd)
-        chunks = []
-        while data := os.read(rfd, 4096):
-            chunks.append(data)
-        os.waitpid(pid, 0)
-        message = b"".join(chunks).decode(errors="replace").strip()
-        if message == "ok":
-            os._exit(0)
-        sys.stderr.write((message or "corral-masterd failed to start") + "\n")
-        os._exit(C.EXIT_NOTMASTER if message == NOT_MASTER_MSG else 1)
-    os.close(rfd)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    os.chdir("/")
-    os.umask(0o022)
-    os.makedirs(os.path.dirname(log_file), exist_ok=True)
-    null = os.open(os.devnull, os.O_RDONLY)
-    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.close(null)
-    os.close(out)
-    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-    return wfd
-
-
-def _notify(fd: int, message: str) -> int:
-    if fd >= 0:
-        with contextlib.suppress(OSError):
-            os.write(fd, message.encode())
-        os.close(fd)
-    return -1
-
-
-async def _serve(master: Master, pidfile: PidFile, ready: list[int]) -> None:
+async def _serve(master: Master, pidfile: PidFile, ready: Ready) -> None:
     await master.start()
     pidfile.write_pid()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    ready[0] = _notify(ready[0], "ok")
+    ready.notify("ok")
     try:
         await stop.wait()
     finally:
@@ -325,15 +244,19 @@ def main(argv: list[str] | None = None) -> int:
     except errors.GenericError as err:
         sys.stderr.write(f"{err}\n")
         return C.EXIT_FAILURE
-    pidfile = PidFile(paths.masterd_pidfile)
+    pidfile = PidFile(paths.masterd_pidfile, "corral-masterd")
     try:
         pidfile.acquire()
     except (errors.GenericError, OSError) as err:
         sys.stderr.write(f"{err}\n")
         return C.EXIT_FAILURE
-    ready = [-1]
+    ready = Ready()
     if not args.foreground:
-        ready[0] = _daemonize(os.path.join(paths.log_dir, "masterd.log"))
+        ready = daemonize(
+            os.path.join(paths.log_dir, "masterd.log"),
+            "corral-masterd",
+            {NOT_MASTER_MSG: C.EXIT_NOTMASTER},
+        )
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -345,13 +268,13 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(master, pidfile, ready))
     except NotMasterError as err:
         pidfile.release()  # before telling the parent, which returns at once
-        ready[0] = _notify(ready[0], str(err))
+        ready.notify(str(err))
         code = C.EXIT_NOTMASTER
     except (errors.GenericError, OSError) as err:
         log.error("%s", err)
         pidfile.release()
-        if ready[0] >= 0:
-            ready[0] = _notify(ready[0], str(err))
+        if ready.fd >= 0:
+            ready.notify(str(err))
         elif args.foreground:
             sys.stderr.write(f"{err}\n")
         code = C.EXIT_FAILURE

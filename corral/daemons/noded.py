@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -32,6 +29,7 @@ import sys
 
 from corral import constants as C
 from corral import errors
+from corral.daemons.process import PidFile, Ready, daemonize
 from corral.paths import DEFAULT_PATHS, Paths
 
 log = logging.getLogger("corral.noded")
@@ -48,102 +46,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class PidFile:
-    """An flock-ed pidfile; the lock lives as long as any copy of the fd is open."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd = -1
-
-    def acquire(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            try:
-                other = os.pread(fd, 32, 0).decode().strip()
-            except OSError:
-                other = "?"
-            os.close(fd)
-            if err.errno in (errno.EAGAIN, errno.EACCES):
-                raise errors.GenericError(
-                    f"corral-noded is already running (pid {other or '?'})"
-                ) from err
-            raise
-        self.fd = fd
-
-    def write_pid(self) -> None:
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _daemonize(log_file: str) -> int:
-    """Double fork; returns the write end of the readiness pipe in the daemon.
-
-    The original process waits on the pipe and exits with the daemon's verdict.
-    """
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid > 0:
-        os.close(wfd)
-        chunks = []
-        while True:
-            data = os.read(rfd, 4096)
-            if not data:
-                break
-            chunks.append(data)
-        os.waitpid(pid, 0)
-        message = b"".join(chunks).decode(errors="replace").strip()
-        if message == "ok":
-            os._exit(0)
-        sys.stderr.write((message or "corral-noded failed to start") + "\n")
-        os._exit(1)
-    os.close(rfd)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    os.chdir("/")
-    os.umask(0o022)
-    os.makedirs(os.path.dirname(log_file), exist_ok=True)
-    null = os.open(os.devnull, os.O_RDONLY)
-    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.close(null)
-    os.close(out)
-    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-    return wfd
-
-
-class _Ready:
-    """The readiness pipe to the waiting parent (written once, then closed)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def notify(self, message: str) -> None:
-        if self.fd < 0:
-            return
-        fd, self.fd = self.fd, -1
-        try:
-            os.write(fd, message.encode())
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-
-async def _serve(args: argparse.Namespace, paths: Paths, pidfile: PidFile, ready: _Ready) -> None:
+async def _serve(args: argparse.Namespace, paths: Paths, pidfile: PidFile, ready: Ready) -> None:
     from corral.node.context import NodeContext
     from corral.rpc.server import NodeServer
 
@@ -176,15 +79,15 @@ async def _serve(args: argparse.Namespace, paths: Paths, pidfile: PidFile, ready
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     paths = Paths.under(args.paths_root) if args.paths_root else DEFAULT_PATHS
-    pidfile = PidFile(paths.noded_pidfile)
+    pidfile = PidFile(paths.noded_pidfile, "corral-noded")
     try:
         pidfile.acquire()
     except (errors.GenericError, OSError) as err:
         sys.stderr.write(f"{err}\n")
         return 1
-    ready = _Ready(-1)
+    ready = Ready()
     if not args.foreground:
-        ready = _Ready(_daemonize(os.path.join(paths.log_dir, "noded.log")))
+        ready = daemonize(os.path.join(paths.log_dir, "noded.log"), "corral-noded")
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
