@@ -66,8 +66,14 @@ def blockdev_assemble(
 
 def blockdev_shutdown(ctx: NodeContext, disk: objects.Disk, dctx: DeviceContext) -> None:
     dev = _device(ctx, disk, dctx)
-    if dev.exists():
+    # A device may still be active although its volumes are gone (a failed
+    # disk): shut it down anyway; only a missing device with nothing active
+    # is fine to ignore.
+    try:
         dev.shutdown()
+    except errors.BlockDeviceError:
+        if dev.exists():
+            raise
 
 
 def blockdev_getmirrorstatus(
