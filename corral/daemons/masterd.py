@@ -49,13 +49,14 @@ from corral.jobs.locking import LockManager
 from corral.jobs.query import JobQueryResource
 from corral.jobs.queue import JobQueue
 from corral.jobs.replication import RpcConfigDistributor, RpcQueueReplicator
+from corral.jobs.watcher import Watcher
 from corral.paths import DEFAULT_PATHS, Paths
 from corral.rpc.client import RpcRunner
 
 log = logging.getLogger("corral.masterd")
 
 SHUTDOWN_TIMEOUT: Final = 30.0
-WATCHER_INTERVAL: Final = 300.0
+WATCHER_INTERVAL: Final = 30.0
 NOT_MASTER_MSG: Final = "This is not the master node"
 
 
@@ -161,20 +162,30 @@ class Master:
         log.info("corral-masterd %s started (pid %d)", C.RELEASE_VERSION, os.getpid())
 
     async def _watch(self) -> None:
-        """Periodic upkeep (Ganeti's ganeti-watcher).
-
-        TODO(watcher): restart instances whose admin_state is "up" but that are
-        not running, and re-activate disks of instances on nodes that rebooted
-        (compare node boot ids). Tracked as a separate issue; today the loop
-        only archives jobs that finished more than six hours ago.
-        """
+        """Periodic upkeep (Ganeti's ganeti-watcher, see `corral.jobs.watcher`):
+        restart instances marked up that are down, repair degraded mirrors,
+        archive jobs that finished more than six hours ago."""
         assert self._watcher_interval is not None
+        assert self.cfg is not None and self.executor is not None and self.queue is not None
+        queue = self.queue
+
+        def job_done(job_id: int) -> bool:
+            job = queue.get(job_id)
+            return job is None or job.finalized
+
+        watcher = Watcher(
+            MasterContext(cfg=self.cfg, rpc=self.rpc, paths=self.paths),
+            self.executor.submit,
+            job_done,
+        )
         while True:
             await asyncio.sleep(self._watcher_interval)
-            if self.queue is None:
-                continue
             try:
-                self.queue.auto_archive(6 * 3600, time.time())
+                await watcher.run_once()
+            except Exception:
+                log.exception("watcher: round failed")
+            try:
+                queue.auto_archive(6 * 3600, time.time())
             except Exception:
                 log.exception("watcher: job archiving failed")
 
