@@ -99,6 +99,7 @@ class Master:
         self.locks = LockManager()
         self._replicator: RpcQueueReplicator | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._startup_push: asyncio.Task[None] | None = None
         self._owns_rpc = rpc is None
 
     @property
@@ -157,6 +158,9 @@ class Master:
         self.server = ApiServer(self.handlers, paths.master_socket)
         await self.server.start()
         executor.start(to_run)
+        # Candidates may have missed pushes while this master was down or new:
+        # send them the current config once, in the background.
+        self._startup_push = asyncio.get_running_loop().create_task(cfg.redistribute())
         if self._watcher_interval:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
         log.info("corral-masterd %s started (pid %d)", C.RELEASE_VERSION, os.getpid())
@@ -173,10 +177,19 @@ class Master:
             job = queue.get(job_id)
             return job is None or job.finalized
 
+        cfg = self.cfg
+        replicator = self._replicator
+
+        async def resync(names: set[str]) -> None:
+            await cfg.redistribute()
+            if replicator is not None:
+                replicator.resync(names)
+
         watcher = Watcher(
-            MasterContext(cfg=self.cfg, rpc=self.rpc, paths=self.paths),
+            MasterContext(cfg=cfg, rpc=self.rpc, paths=self.paths),
             self.executor.submit,
             job_done,
+            resync,
         )
         while True:
             await asyncio.sleep(self._watcher_interval)

@@ -77,6 +77,12 @@ class RpcQueueReplicator:
             self._full_targets |= new
             self._kick()
 
+    def resync(self, node_names: set[str]) -> None:
+        """Copy the whole queue again to these candidates (back after an outage)."""
+        if self._all_jobs is not None and node_names:
+            self._full_targets |= node_names
+            self._kick()
+
     def _targets(self) -> list[NodeTarget]:
         master = self.cfg.cluster.master_node
         return [

@@ -7,7 +7,9 @@ Each round asks every online node once which VMs run there, then:
   row, as ganeti-watcher does, so a VM that cannot start is not hammered;
 * a DRBD instance marked up whose disks report degraded while both of its nodes
   answer (typically: its secondary came back after a crash or reboot) gets an
-  ``OpInstanceActivateDisks`` job, which reconnects and resyncs the mirror.
+  ``OpInstanceActivateDisks`` job, which reconnects and resyncs the mirror;
+* a master candidate whose config copy went stale while it was unreachable
+  gets the config and the whole job queue again once it answers.
 
 The watcher only submits ordinary jobs: they take the usual locks, so it never
 races a manual operation on the same instance, and it does not submit a new
@@ -32,13 +34,21 @@ MAX_RESTARTS = 5
 
 SubmitFn = Callable[[list[opcodes.OpCode]], Awaitable[int]]
 JobDoneFn = Callable[[int], bool]
+ResyncFn = Callable[[set[str]], Awaitable[None]]
 
 
 class Watcher:
-    def __init__(self, ctx: MasterContext, submit: SubmitFn, job_done: JobDoneFn) -> None:
+    def __init__(
+        self,
+        ctx: MasterContext,
+        submit: SubmitFn,
+        job_done: JobDoneFn,
+        resync: ResyncFn | None = None,
+    ) -> None:
         self.ctx = ctx
         self.submit = submit
         self.job_done = job_done
+        self.resync = resync
         self._pending: dict[str, int] = {}  # instance uuid -> watcher job id
         self._restarts: dict[str, int] = {}  # instance uuid -> attempts in a row
 
@@ -81,6 +91,13 @@ class Watcher:
         """One round; returns the ids of the jobs it submitted."""
         cfg = self.ctx.cfg
         running = await self._running()
+        # master candidates whose copies went stale while they were away
+        back = {
+            cfg.node_name(uuid) for uuid in cfg.stale_candidates() if running.get(uuid) is not None
+        }
+        if back and self.resync is not None:
+            log.info("watcher: refreshing the config and queue copies of %s", sorted(back))
+            await self.resync(back)
         submitted: list[int] = []
         for inst in cfg.all_instances():
             if inst.admin_state != C.ADMINST_UP or self._busy(inst.uuid):

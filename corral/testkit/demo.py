@@ -38,11 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     results = run_scenario(kit, _echo)
     ok = all(r.returncode in r.step.allowed_codes for r in results)
     print("\n" + ("The scenario ran to the end." if ok else "The scenario FAILED (see above)."))
+    master = results[-1].step.node if results else "node1"
+    crashed = next((r.extra["crashed"] for r in results if "crashed" in r.extra), "node2")
     print(
-        "\nKeep exploring the cluster:\n"
-        f"  .venv/bin/corral-testkit exec --dir {args.dir} node2 -- gnt-instance list\n"
-        f"  .venv/bin/corral-testkit exec --dir {args.dir} node2 -- gnt-node list\n"
-        f"  .venv/bin/corral-testkit boot --dir {args.dir} <crashed node>   # power it back on\n"
+        "\nKeep exploring the cluster (the master is " + master + "):\n"
+        f"  .venv/bin/corral-testkit exec --dir {args.dir} {master} -- gnt-instance list\n"
+        f"  .venv/bin/corral-testkit exec --dir {args.dir} {master} -- gnt-node list\n"
+        f"  .venv/bin/corral-testkit boot --dir {args.dir} {crashed}   # power the dead node"
+        " back on;\n    the watcher then reconnects the instance's mirror within a minute\n"
         f"Stop everything with:\n  make demo-down   (or .venv/bin/corral-testkit down --dir"
         f" {args.dir})"
     )

@@ -79,3 +79,17 @@ def test_gives_up_after_repeated_failed_restarts(tmp_path: Any) -> None:
         done.update(range(1, len(submitted) + 1))
     starts = [ops for ops in submitted if isinstance(ops[0], opcodes.OpInstanceStartup)]
     assert len(starts) == MAX_RESTARTS
+
+
+def test_refreshes_copies_of_candidates_that_came_back(tmp_path: Any) -> None:
+    _rpc, watcher, _submitted, _done = _setup(tmp_path)
+    cfg = watcher.ctx.cfg
+    cfg._stale.update({"n2": "was down", "n3": "still down"})  # as pushes left them
+    resynced: list[set[str]] = []
+
+    async def resync(names: set[str]) -> None:
+        resynced.append(names)
+
+    watcher.resync = resync
+    asyncio.run(watcher.run_once())
+    assert resynced == [{"node2.example.com"}]  # node3 does not answer yet
