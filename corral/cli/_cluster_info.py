@@ -108,6 +108,11 @@ def format_cluster_info(info: dict[str, Any]) -> InfoList:
     return [
         ("Cluster name", get("name")),
         ("Cluster UUID", get("uuid")),
+        *(
+            [("Cluster CA fingerprint", info["ca_fingerprint"])]
+            if info.get("ca_fingerprint")
+            else []
+        ),
         ("Creation time", format_time(get("ctime"))),
         ("Modification time", format_time(get("mtime"))),
         ("Master node", get("master")),

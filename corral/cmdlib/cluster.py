@@ -108,6 +108,16 @@ def filled_nicparams(cluster: objects.Cluster) -> dict[str, Any]:
     return objects.fill_dict(base, cluster.nicparams.get("default", {}))
 
 
+def _ca_fingerprint(paths: Paths) -> str | None:
+    from corral.node.security import fingerprint
+
+    try:
+        with open(paths.ca_cert) as fh:
+            return fingerprint(fh.read())
+    except (OSError, ValueError):
+        return None
+
+
 def cluster_query_info(cfg: ConfigStore, paths: Paths) -> dict[str, Any]:
     """Ganeti's QueryClusterInfo: what ``gnt-cluster info`` and RAPI /2/info show.
 
@@ -180,6 +190,9 @@ def cluster_query_info(cfg: ConfigStore, paths: Paths) -> dict[str, Any]:
         "data_collector_interval": {},
         "os_search_path": list(paths.os_search_path),
         "auto_failover": cluster.auto_failover,
+        # corral: what a node's admin lists in /etc/corral/trusted-ca to let
+        # this cluster join the node without a join token
+        "ca_fingerprint": _ca_fingerprint(paths),
     }
 
 

@@ -107,8 +107,7 @@ class LUInstanceCreate(LogicalUnit):
         self.pnode_uuid: str | None = None
         self.snode_uuid: str | None = None
         self.check_ip: str | None = None
-        if op.name_check:
-            self.instance_name, self.check_ip = _resolve(op.instance_name)
+        # the name check (DNS) runs in check_prereq, off the event loop
         if self.cfg.get_instance_by_name(self.instance_name) is not None:
             raise OpPrereqError(
                 f"Instance '{self.instance_name}' is already in the cluster", ECODE_EXISTS
@@ -139,6 +138,8 @@ class LUInstanceCreate(LogicalUnit):
         op = self.op
         cfg = self.cfg
         cluster = cfg.cluster
+        if op.name_check:
+            self.instance_name, self.check_ip = await asyncio.to_thread(_resolve, op.instance_name)
         if cfg.get_instance_by_name(self.instance_name) is not None:
             raise OpPrereqError(
                 f"Instance '{self.instance_name}' is already in the cluster", ECODE_EXISTS
@@ -146,8 +147,8 @@ class LUInstanceCreate(LogicalUnit):
         if op.disk_template not in cluster.enabled_disk_templates:
             raise OpPrereqError(
                 f"Disk template '{op.disk_template}' is not enabled in cluster."
-                f" Enabled disk templates are: {','.join(cluster.enabled_disk_templates)}",
-                ECODE_STATE,
+                f" Enabled disk templates are: {','.join(cluster.enabled_disk_templates)}"
+                # no error code: Ganeti 3.0 prints this one without "error type"
             )
         self.hv_name = op.hypervisor or cluster.enabled_hypervisors[0]
         if self.hv_name not in cluster.enabled_hypervisors:

@@ -127,7 +127,7 @@ class _MoveLU(InstanceLU):
                 "instance_shutdown", src_target, inst.name, inst.hypervisor, shutdown_timeout
             )
             if res.failed:
-                if ignore_consistency or res.unreachable:
+                if ignore_consistency:
                     self.log_warning(
                         f"Could not shutdown instance {inst.name} on node {sname},"
                         f" proceeding anyway; please make sure node {sname} is down;"
@@ -146,7 +146,7 @@ class _MoveLU(InstanceLU):
                     disk,
                     common.device_context(self.cfg, source, disk),
                 )
-                if res.failed and not ignore_consistency and not res.unreachable:
+                if res.failed and not ignore_consistency:
                     raise OpExecError("Can't shut down the instance's disks")
         inst = await self._set_primary(inst, target)
         if inst.admin_state == C.ADMINST_UP:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from corral import constants as C
@@ -14,7 +15,7 @@ from corral.cmdlib.base import (
     LOCKS_REPLACE,
     LogicalUnit,
 )
-from corral.cmdlib.params import check_beparams, check_hvparams, fill_hvparams
+from corral.cmdlib.params import check_beparams, check_hvparams, fill_beparams, fill_hvparams
 from corral.cmdlib.registry import lu_for
 from corral.errors import ECODE_EXISTS, ECODE_INVAL, ECODE_STATE, OpExecError, OpPrereqError
 
@@ -85,6 +86,15 @@ class LUInstanceStartup(InstanceLU):
             await common.check_bridges(
                 self, common.bridged_links(self.cfg.cluster, inst.nics), inst.primary_node
             )
+            bep = fill_beparams(self.cfg.cluster, inst.beparams)
+            bep.update(self.be_override)
+            await common.check_node_free_memory(
+                self,
+                inst.primary_node,
+                f"starting instance {inst.name}",
+                int(bep[C.BE_MAXMEM]),
+                inst.hypervisor,
+            )
 
     async def exec(self) -> Any:
         inst = self.instance
@@ -93,14 +103,15 @@ class LUInstanceStartup(InstanceLU):
         if self.running:
             self.log_info("Instance is already running")
             return None
-        try:
-            await common.start_instance(
-                self, inst, hv_override=dict(self.op.hvparams), be_override=self.be_override
-            )
-        except Exception:
-            if not self.op.no_remember:
-                await self.cfg.set_instance_admin_state(inst.uuid, C.ADMINST_DOWN)
-            raise
+        # As Ganeti: the instance stays marked up when the start fails, so the
+        # intent is kept (list shows ERROR_down) and the watcher retries it.
+        await common.start_instance(
+            self,
+            inst,
+            hv_override=dict(self.op.hvparams),
+            be_override=self.be_override,
+            check_memory=False,
+        )
         await self.cfg.set_disks_active(inst.uuid, True)
         return None
 
@@ -177,11 +188,15 @@ class LUInstanceRemove(InstanceLU):
     op: opcodes.OpInstanceRemove
 
     async def check_prereq(self) -> None:
-        self.instance  # noqa: B018 - raises if gone
+        # Kept for the post hooks, which run once the instance has left the config.
+        self.removed = self.instance
+
+    def build_hooks_env(self) -> dict[str, Any]:
+        return common.instance_hook_env(self.cfg, self.removed)
 
     def build_hooks_nodes(self) -> tuple[list[str], list[str]]:
         nodes = [self.cfg.cluster.master_node]
-        return nodes, [*nodes, *self.instance.all_nodes]
+        return nodes, [*nodes, *self.removed.all_nodes]
 
     async def exec(self) -> Any:
         inst = self.instance
@@ -241,6 +256,7 @@ class LUInstanceRename(InstanceLU):
         inst = self.instance
         old = inst.name
         await self.cfg.rename_instance(inst.uuid, self.new_name)
+        await self._rename_file_storage(old)
         renamed = self.instance
         if renamed.os:
             target = self.ctx.node_target(renamed.primary_node)
@@ -263,6 +279,33 @@ class LUInstanceRename(InstanceLU):
                 if renamed.disks:
                     await common.shutdown_disks(self, renamed)
         return renamed.name
+
+    async def _rename_file_storage(self, old_name: str) -> None:
+        """File-based disks live in ``<storage dir>/<instance name>/`` (Ganeti's
+        layout): point their paths at the new name and move the directory on
+        the primary node (the shared one for sharedfile)."""
+        inst = self.instance.copy()
+        moves: dict[str, str] = {}
+        for disk in inst.disks:
+            if disk.dev_type not in C.DTS_FILEBASED or len(disk.logical_id) < 2:
+                continue
+            path = str(disk.logical_id[1])
+            old_dir = os.path.dirname(path)
+            if os.path.basename(old_dir) != old_name:
+                continue
+            new_dir = os.path.join(os.path.dirname(old_dir), inst.name)
+            moves[old_dir] = new_dir
+            disk.logical_id = [disk.logical_id[0], os.path.join(new_dir, os.path.basename(path))]
+        if not moves:
+            return
+        await self.cfg.update_instance(inst)
+        target = self.ctx.node_target(inst.primary_node)
+        for old_dir, new_dir in moves.items():
+            res = await self.rpc.call("file_storage_dir_rename", target, old_dir, new_dir)
+            res.raise_on_fail(
+                f"Could not rename on node {target.name} directory '{old_dir}' to"
+                f" '{new_dir}' (but the instance has been renamed in Ganeti)"
+            )
 
 
 @lu_for(opcodes.OpInstanceActivateDisks)

@@ -40,9 +40,12 @@ class LUNodeAdd(LogicalUnit):
     HTYPE = HTYPE_NODE
     op: opcodes.OpNodeAdd
 
-    def expand_names(self) -> None:
+    async def _resolve(self) -> None:
+        """The node's name and addresses (DNS runs in a thread: never on the loop)."""
         try:
-            fqdn, _aliases, ips = socket.gethostbyname_ex(self.op.node_name)
+            fqdn, _aliases, ips = await asyncio.to_thread(
+                socket.gethostbyname_ex, self.op.node_name
+            )
         except OSError as exc:
             raise OpPrereqError(
                 f"Host name {self.op.node_name} could not be resolved", ECODE_RESOLVER
@@ -52,6 +55,7 @@ class LUNodeAdd(LogicalUnit):
         self.secondary_ip = self.op.secondary_ip or self.primary_ip
 
     async def check_prereq(self) -> None:
+        await self._resolve()
         cfg = self.cfg
         existing = cfg.get_node_by_name(self.node_name)
         if existing is not None and not self.op.readd:
@@ -112,13 +116,14 @@ class LUNodeAdd(LogicalUnit):
             ca_key_pem=ca[1] if self.become_candidate else None,
         )
         try:
-            await join_node(
-                self.primary_ip,
-                material,
-                token=self.token,
-                fingerprint=self.op.node_fingerprint,
-                node_name=self.node_name,
-            )
+            if not await self._rejoin(material):
+                await join_node(
+                    self.primary_ip,
+                    material,
+                    token=self.token,
+                    fingerprint=self.op.node_fingerprint,
+                    node_name=self.node_name,
+                )
         except CertificateError as exc:
             raise OpExecError(f"Cannot join node {self.node_name}: {exc}") from exc
         except GenericError as exc:
@@ -131,10 +136,10 @@ class LUNodeAdd(LogicalUnit):
                 await self.rpc.call("node_leave", NodeTarget(self.node_name, self.primary_ip))
 
         self.ctx.on_rollback(leave)
-        await self._wait_joined()
         from corral.node.security import fingerprint as cert_fp
 
         fp = cert_fp(tls_der(cert))
+        await self._wait_joined(fp)
         existing = cfg.get_node_by_name(self.node_name)
         if existing is not None:
             node = existing.copy()
@@ -162,17 +167,47 @@ class LUNodeAdd(LogicalUnit):
             await self.rpc.call("node_set_revoked", new_target, list(cfg.cluster.revoked_certs))
         return None
 
-    async def _wait_joined(self, timeout: float = 10.0) -> None:
-        """The node switches to its cluster certificate just after answering the
-        join; wait until it does, so the first pushes (config, job queue) to it
-        do not meet its old self-signed certificate."""
+    async def _rejoin(self, material: Any) -> bool:
+        """``--readd`` of a node still in the cluster: it only accepts `node_join`
+        from the cluster's certificate, so send it over the cluster's RPC.
+        False when the node does not answer as a cluster member (then it is
+        joined afresh)."""
+        from corral.rpc.client import NodeTarget
+
+        if not self.op.readd:
+            return False
+        target = NodeTarget(name=self.node_name, ip=self.primary_ip)
+        res = await self.rpc.call("version", target)
+        if res.failed or not (res.payload or {}).get("joined"):
+            return False
+        res = await self.rpc.call(
+            "node_join",
+            target,
+            material.ca_pem,
+            material.cert_pem,
+            material.key_pem,
+            material.cluster_name,
+            material.master_name,
+            material.ssconf,
+            None,
+            material.ca_key_pem,
+        )
+        res.raise_on_fail()
+        return True
+
+    async def _wait_joined(self, fp: str, timeout: float = 10.0) -> None:
+        """The node switches to its cluster certificate (fingerprint `fp`) just
+        after answering the join; wait until it serves it, so the first pushes
+        (config, job queue) to it do not meet its old self-signed certificate.
+        Its certificate files, hence ``joined``, exist before the switch."""
         from corral.rpc.client import NodeTarget
 
         target = NodeTarget(name=self.node_name, ip=self.primary_ip)
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             res = await self.rpc.call("version", target)
-            if not res.failed and (res.payload or {}).get("joined"):
+            payload = res.payload or {}
+            if not res.failed and payload.get("joined") and payload.get("fingerprint") == fp:
                 return
             if asyncio.get_running_loop().time() > deadline:
                 raise OpExecError(
@@ -222,6 +257,8 @@ class LUNodeRemove(LogicalUnit):
             res = await self.rpc.call("node_leave", target)
             if res.failed:
                 self.log_warning(f"Node {node.name} could not forget the cluster: {res.fail_msg}")
+            else:
+                await self._wait_left(node)
         cluster = cfg.cluster
         if node.cert_serial and node.cert_serial not in cluster.revoked_certs:
             cluster.revoked_certs.append(node.cert_serial)
@@ -235,6 +272,18 @@ class LUNodeRemove(LogicalUnit):
             if res.failed:
                 self.log_warning(f"Could not update the revocation list on {name}: {res.fail_msg}")
         return None
+
+    async def _wait_left(self, node: objects.Node, timeout: float = 5.0) -> None:
+        """The node drops its cluster certificate just after answering
+        `node_leave`; wait until it no longer serves it, so an immediate
+        ``gnt-node add`` of it does not pin the certificate being dropped."""
+        target = self.ctx.node_target(node.uuid)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            res = await self.rpc.call("version", target)
+            if res.failed or (res.payload or {}).get("fingerprint") != node.cert_fingerprint:
+                return
+            await asyncio.sleep(0.05)
 
 
 def _tristate(value: bool | None) -> str:
@@ -299,6 +348,26 @@ class LUNodeSetParams(LogicalUnit):
                         ECODE_STATE,
                     )
 
+    def _self_promotes(self, old: objects.Node, new: objects.Node) -> bool:
+        """Ganeti's _DecideSelfPromotion: a node leaving the drained or offline
+        state (or becoming master capable) becomes a master candidate again
+        when the others fall short of the candidate pool."""
+        op = self.op
+        leaving = (
+            (op.drained is False and old.drained)
+            or (op.offline is False and old.offline)
+            or (op.master_capable is True and not old.master_capable)
+        )
+        if not leaving or op.master_candidate is not None:
+            return False
+        if new.master_candidate or new.offline or new.drained or not new.master_capable:
+            return False
+        others = [n for n in self.cfg.all_nodes() if n.uuid != old.uuid]
+        now = sum(1 for n in others if n.master_candidate)
+        capable = sum(1 for n in others if n.master_capable and not (n.offline or n.drained))
+        should = min(capable + 1, self.cfg.cluster.candidate_pool_size)
+        return now < should
+
     async def exec(self) -> Any:
         cfg = self.cfg
         op = self.op
@@ -333,6 +402,10 @@ class LUNodeSetParams(LogicalUnit):
         if op.master_capable is not None:
             new.master_capable = op.master_capable
             changes.append(["master_capable", _tristate(op.master_capable)])
+        if self._self_promotes(node, new):
+            self.log_info("Auto-promoting node to master candidate")
+            new.master_candidate = True
+            changes.append(["master_candidate", "True"])
         if op.vm_capable is not None:
             new.vm_capable = op.vm_capable
             changes.append(["vm_capable", _tristate(op.vm_capable)])

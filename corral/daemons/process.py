@@ -98,7 +98,9 @@ def daemonize(log_file: str, daemon: str, exit_codes: dict[str, int] | None = No
     if os.fork() > 0:
         os._exit(0)
     os.chdir("/")
-    os.umask(0o022)
+    # files the daemons create are private unless written with an explicit mode
+    # (the job queue holds secrets: join tokens, private OS parameters)
+    os.umask(0o077)
     os.makedirs(os.path.dirname(log_file), exist_ok=True)
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)

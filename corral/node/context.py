@@ -53,6 +53,9 @@ class NodeContext:
     # Set by backend calls that change the TLS material (join/leave); the server
     # reloads its contexts after answering.
     tls_changed: bool = False
+    # True while the server serves the cluster certificate (mutual TLS); set by
+    # the server. Unjoined connections must authenticate a join themselves.
+    server_joined: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def hypervisor(self, name: str) -> Hypervisor:

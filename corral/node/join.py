@@ -12,13 +12,20 @@ token mode
        ``proof_m = HMAC(token, "master", nonce_n, nonce_m, fp)``; the node checks
        it against the nonce it issued (single use, 5 minutes).
 pinned mode
-    The admin confirmed the node's fingerprint, so the master knows the node. A
-    node that holds no join token accepts the first master that joins it (as a
-    fresh host accepts the first SSH login with its root password); a node that
-    holds a token always requires the proof.
+    The admin confirmed the node's fingerprint, so the master knows the node.
+    The node must know the master too: without a join token it only accepts a
+    cluster whose CA fingerprint the node's admin listed in
+    ``/etc/corral/trusted-ca`` (one SHA-256 fingerprint per line; the CA
+    fingerprint is shown by `gnt-cluster info`), and only with a node
+    certificate signed by that CA for the key it is given. A node with neither
+    a token nor a trusted CA refuses every join: anyone able to reach a fresh
+    node must not be able to make it theirs.
 
-A node that already joined only accepts `node_join` from a caller with a
-verified cluster certificate (the server enforces that; e.g. re-adding a node).
+Whether the caller must authenticate is decided by the connection, not by the
+files: while the server serves its unjoined (self-signed) certificate every
+`node_join` must prove itself, even if certificate files already exist. A
+server serving the cluster certificate only lets callers with a verified
+cluster certificate this far (e.g. re-adding a node).
 """
 
 from __future__ import annotations
@@ -34,18 +41,15 @@ from corral.node import cluster
 from corral.node.context import NodeContext
 from corral.node.security import (
     atomic_write,
+    fingerprint,
     join_proof,
+    normalize_fingerprint,
     proofs_equal,
     read_join_token,
     write_revoked,
 )
 
 NONCE_LIFETIME = 300.0
-
-
-def _is_joined(ctx: NodeContext) -> bool:
-    p = ctx.paths
-    return all(os.path.exists(f) for f in (p.ca_cert, p.node_cert, p.node_key))
 
 
 def node_join_challenge(ctx: NodeContext, nonce: str) -> dict[str, Any]:
@@ -65,10 +69,56 @@ def node_join_challenge(ctx: NodeContext, nonce: str) -> dict[str, Any]:
     return {"nonce": mine, "proof": join_proof(token, "node", nonce, mine, ctx.serving_fingerprint)}
 
 
-def _check_auth(ctx: NodeContext, auth: dict[str, Any] | None) -> None:
+def _trusted_cas(ctx: NodeContext) -> set[str]:
+    try:
+        with open(os.path.join(ctx.paths.etc_dir, "trusted-ca")) as fh:
+            return {normalize_fingerprint(line) for line in fh if line.strip()}
+    except (OSError, ValueError):
+        return set()
+
+
+def _check_trusted_ca(ctx: NodeContext, ca_pem: str, cert_pem: str, key_pem: str) -> None:
+    """Pinned mode: the CA must be one the node's admin trusts, and the node's
+    certificate must come from it and match the key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    trusted = _trusted_cas(ctx)
+    if not trusted:
+        raise errors.CertificateError(
+            "Join refused: this node has no join token (/etc/corral/join.token) and"
+            " trusts no cluster CA (/etc/corral/trusted-ca)"
+        )
+    try:
+        ca = x509.load_pem_x509_certificate(ca_pem.encode())
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError) as err:
+        raise errors.CertificateError(f"Join refused: invalid certificates: {err}") from err
+    except Exception as err:  # InvalidSignature and friends
+        raise errors.CertificateError(
+            "Join refused: the node certificate is not signed by the cluster CA"
+        ) from err
+    if fingerprint(ca.public_bytes(serialization.Encoding.DER)) not in trusted:
+        raise errors.CertificateError("Join refused: this node does not trust that cluster CA")
+    mine = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    theirs = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if mine != theirs:
+        raise errors.CertificateError("Join refused: the key does not match the certificate")
+
+
+def _check_auth(
+    ctx: NodeContext, auth: dict[str, Any] | None, ca_pem: str, cert_pem: str, key_pem: str
+) -> None:
     token = read_join_token(ctx.paths)
     if token is None:
-        return  # pinned mode: the master authenticated us by fingerprint
+        _check_trusted_ca(ctx, ca_pem, cert_pem, key_pem)
+        return
     if not auth or not auth.get("nonce") or not auth.get("proof"):
         raise errors.CertificateError("This node requires the cluster join token")
     with ctx.lock:
@@ -98,8 +148,8 @@ def node_join(
 
     The server switches to mutual TLS right after answering.
     """
-    if not _is_joined(ctx):
-        _check_auth(ctx, auth)
+    if not ctx.server_joined:
+        _check_auth(ctx, auth, ca_pem, cert_pem, key_pem)
     for label, text in (("CA", ca_pem), ("certificate", cert_pem)):
         if "BEGIN CERTIFICATE" not in text:
             raise errors.CertificateError(f"Invalid {label} sent by the master")

@@ -181,7 +181,12 @@ class RpcRunner:
 
         session = self._get_session()
         client_timeout = aiohttp.ClientTimeout(
-            total=tmo, connect=self.connect_timeout, sock_connect=self.connect_timeout
+            # `connect` would also count the wait for a free pooled connection,
+            # which under load is not a sign of a dead node: bound the socket
+            # connect only
+            total=tmo,
+            connect=None,
+            sock_connect=self.connect_timeout,
         )
         try:
             async with session.post(

@@ -120,11 +120,13 @@ class NodeServer:
             context = tls.server_context(paths)
             self.joined = True
             self.ctx.serving_fingerprint = security.file_fingerprint(paths.node_cert)
+            self.ctx.server_joined = True
         else:
             cert, key = tls.ensure_self_signed(paths, self.ctx.node_name)
             context = tls.unjoined_server_context(cert, key)
             self.joined = False
             self.ctx.serving_fingerprint = security.file_fingerprint(cert)
+            self.ctx.server_joined = False
         return context
 
     # -- life cycle -----------------------------------------------------------------------

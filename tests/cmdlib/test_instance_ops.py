@@ -75,13 +75,15 @@ def test_start_out_of_memory_keeps_it_down(env_rpc: tuple[Env, InstanceRpc]) -> 
     assert rpc.node("node1").running == {}
 
 
-def test_start_failure_keeps_it_down(env_rpc: tuple[Env, InstanceRpc]) -> None:
+def test_start_failure_keeps_the_intent(env_rpc: tuple[Env, InstanceRpc]) -> None:
+    """As Ganeti: a failed start leaves the instance marked up (ERROR_down), so
+    the watcher retries it; its disks are deactivated again."""
     env, rpc = env_rpc
     run_op(env, opcodes.OpInstanceShutdown(instance_name="vm1"))
     rpc.fail["instance_start"] = "no such kernel"
     with pytest.raises(errors.OpExecError, match="Could not start instance: no such kernel"):
         run_op(env, opcodes.OpInstanceStartup(instance_name="vm1"))
-    assert _state(env) == C.ADMINST_DOWN
+    assert _state(env) == C.ADMINST_UP
     inst = env.cfg.get_instance_by_name("vm1")
     assert inst is not None and not inst.disks_active
 

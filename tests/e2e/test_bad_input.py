@@ -338,11 +338,8 @@ def test_disabled_template(cluster: Testkit) -> None:
         assert_fails(
             cluster,
             add_with_disk(template, "-n", "node1", "x1"),
-            prereq(
-                "wrong_state",
-                f"Disk template '{template}' is not enabled in cluster."
-                " Enabled disk templates are: drbd,file,diskless",
-            ),
+            f"{PREREQ}\nDisk template '{template}' is not enabled in cluster."
+            " Enabled disk templates are: drbd,file,diskless",
         )
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from corral import errors
 from corral.node.context import NodeContext
+from corral.node.security import fingerprint as cert_fingerprint
 from corral.node.security import join_proof, read_revoked
 from corral.paths import Paths
 from corral.rpc import tls
@@ -197,6 +198,26 @@ def test_pinned_fingerprint_join(tmp_path: Path) -> None:
                 await join_node("127.0.0.1", material, fingerprint=wrong, port=srv.port)
             with pytest.raises(errors.CertificateError, match="has no join token"):
                 await join_node("127.0.0.1", material, token="x", port=srv.port)
+            # the node trusts no cluster CA yet: nobody may take it
+            with pytest.raises(errors.CertificateError, match="trusts no cluster CA"):
+                await join_node("127.0.0.1", material, fingerprint=fp, port=srv.port)
+            # a CA the node's admin did not list is refused too
+            Path(paths.etc_dir, "trusted-ca").write_text("AB:" * 31 + "AB\n")
+            with pytest.raises(errors.CertificateError, match="does not trust that cluster"):
+                await join_node("127.0.0.1", material, fingerprint=fp, port=srv.port)
+            # a cert that the trusted CA did not sign is refused
+            other, _ = _material()
+            Path(paths.etc_dir, "trusted-ca").write_text(cert_fingerprint(material.ca_pem) + "\n")
+            forged = JoinMaterial(
+                ca_pem=material.ca_pem,
+                cert_pem=other.cert_pem,
+                key_pem=other.key_pem,
+                cluster_name="x",
+                master_name="y",
+            )
+            if other.ca_pem != material.ca_pem:
+                with pytest.raises(errors.CertificateError, match="not signed by the cluster"):
+                    await join_node("127.0.0.1", forged, fingerprint=fp, port=srv.port)
             assert not srv.joined
             # lower case without colons is accepted too
             pinned = fp.replace(":", "").lower()
