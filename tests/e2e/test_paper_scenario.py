@@ -143,9 +143,9 @@ def test_dead_node_comes_back_and_the_watcher_repairs(kit: Testkit) -> None:
     while time.monotonic() < deadline:
         info = kit.exec(master, ["gnt-instance", "info", INSTANCE], check=True).stdout
         verify = kit.exec(master, ["gnt-cluster", "verify"], check=False).stdout
-        if "on secondary:" in info and "in sync, status ok" in info.split("on secondary:")[1]:
-            if "ERROR" not in verify and "WARNING" not in verify:
-                break
+        synced = "in sync, status ok" in info.split("on secondary:")[-1]
+        if "on secondary:" in info and synced and "ERROR" not in verify and "WARNING" not in verify:
+            break
         time.sleep(5)
     else:
         raise AssertionError(f"not repaired in time:\n{verify}")
