@@ -390,6 +390,10 @@ def master_failover(no_voting: bool = False) -> tuple[int, list[str]]:
         ]
     if not mine.master_candidate:
         return C.EXIT_FAILURE, [f"This node ({me}) is not a master candidate"]
+    if not no_voting:
+        refusal = _vote(paths, data, mine)
+        if refusal:
+            return C.EXIT_FAILURE, [refusal]
     messages: list[str] = []
 
     async def demote_old() -> None:
@@ -434,6 +438,44 @@ def master_failover(no_voting: bool = False) -> tuple[int, list[str]]:
         except errors.GenericError as exc:
             messages.append(f"Warning: {op.summary()} failed: {exc}")
     return C.EXIT_SUCCESS, messages
+
+
+def _vote(paths: Paths, data: objects.ConfigData, mine: objects.Node) -> str | None:
+    """Ask the other nodes about their config copies (Ganeti's voting).
+
+    Refuses (returns why) when a node holds a newer configuration than this
+    one, or when fewer than half of the nodes answer: this node may be the one
+    cut off, and taking over could make two masters. ``--no-voting`` skips it.
+    """
+    from corral.rpc.client import ClientTLS, NodeTarget, RpcRunner
+
+    others = [n for n in data.nodes.values() if n.uuid != mine.uuid and not n.offline]
+
+    async def ask() -> dict[str, Any]:
+        runner = RpcRunner(ClientTLS.from_paths(paths))
+        try:
+            results = await runner.call_multi(
+                "config_info", [NodeTarget(n.name, n.primary_ip) for n in others]
+            )
+        finally:
+            await runner.close()
+        return {name: res.payload for name, res in results.items() if not res.failed}
+
+    answers = asyncio.run(ask()) if others else {}
+    for name, info in sorted(answers.items()):
+        serial = (info or {}).get("serial")
+        if isinstance(serial, int) and serial > data.serial_no:
+            return (
+                f"Node {name} has a newer configuration (serial {serial}, this node has"
+                f" {data.serial_no}); run master-failover there, or use --no-voting"
+            )
+    total = len(others) + 1
+    if (len(answers) + 1) * 2 <= total:
+        return (
+            f"Only {len(answers) + 1} of {total} nodes answered; cannot be sure this node"
+            " is not the one cut off. If the other nodes are really down, use --no-voting"
+        )
+    return None
 
 
 def _wait(client: Any, job_id: int, timeout: float = 120.0) -> None:

@@ -741,7 +741,9 @@ class LUClusterSetParams(_ClusterLU):
 
     async def exec(self) -> Any:
         op = self.op
-        cluster = self.cfg.cluster
+        # Work on a copy: a failure below (e.g. moving the master IP) must not
+        # leave half-applied changes in the live config for the next write.
+        cluster = self.cfg.cluster.copy()
         for key, value in self.new.items():
             setattr(cluster, key, value)
         if op.vg_name is not None:

@@ -15,6 +15,7 @@ from typing import Any
 from corral import constants as C
 from corral import objects, opcodes
 from corral.cmdlib import common
+from corral.cmdlib.base import ALL_SET, LEVEL_NODE, LEVEL_NODE_RES
 from corral.cmdlib.instance_ops import InstanceLU
 from corral.cmdlib.params import fill_beparams
 from corral.cmdlib.registry import lu_for
@@ -63,6 +64,21 @@ def _choose_target(lu: InstanceLU, inst: objects.Instance, target_node: str | No
 
 class _MoveLU(InstanceLU):
     """Shared prerequisites of migrate and failover."""
+
+    def declare_locks(self, level: int) -> None:
+        # Externally mirrored instances can move to any node, which is only
+        # chosen in check_prereq: lock them all (Ganeti does the same when the
+        # target is not given).
+        inst = self.cfg.get_instance(self.instance_uuid)
+        if (
+            inst is not None
+            and inst.disk_template not in C.DTS_INT_MIRROR
+            and level in (LEVEL_NODE, LEVEL_NODE_RES)
+        ):
+            self.needed_locks[level] = ALL_SET
+            self.recalculate_locks.pop(level, None)
+            return
+        super().declare_locks(level)
 
     async def _check_target(self, inst: objects.Instance, what: str) -> None:
         self.source = inst.primary_node
@@ -210,37 +226,42 @@ class _MoveLU(InstanceLU):
                     f"Disk disk/0 is degraded or not fully synchronized on target node {tname},"
                     " aborting migration"
                 )
-            self.feedback("* changing into standalone mode")
-            await on_both("drbd_disconnect_net")
-            self.feedback("* changing disks into dual-master mode")
-            await on_both("drbd_attach_net", True)
-            self.feedback("* wait until resync is done")
-            res = await self.rpc.call(
-                "blockdev_open", dst, inst.disks, common.device_context(self.cfg, target), False
+        try:
+            if drbd:
+                self.feedback("* changing into standalone mode")
+                await on_both("drbd_disconnect_net")
+                self.feedback("* changing disks into dual-master mode")
+                await on_both("drbd_attach_net", True)
+                self.feedback("* wait until resync is done")
+                res = await self.rpc.call(
+                    "blockdev_open", dst, inst.disks, common.device_context(self.cfg, target), False
+                )
+                res.raise_on_fail(f"Cannot open disks on node {tname}")
+            disk_infos = []
+            for idx, disk in enumerate(inst.disks):
+                res = await self.rpc.call(
+                    "blockdev_assemble",
+                    dst,
+                    disk,
+                    common.device_context(self.cfg, target, disk),
+                    True,
+                    idx,
+                )
+                res.raise_on_fail(f"Cannot assemble disk {disk.iv_name} on node {tname}")
+                disk_infos.append(dict(res.payload or {}))
+            info = await self.rpc.call("migration_info", src, inst, inst.hypervisor)
+            info.raise_on_fail(f"Failed to gather migration information from node {sname}")
+            self.feedback(f"* preparing {tname} to accept the instance")
+            spec = common.start_spec(self.cfg, inst, disk_infos)
+            acc = await self.rpc.call(
+                "accept_instance", dst, spec, info.payload, dst.ip, inst.hypervisor
             )
-            res.raise_on_fail(f"Cannot open disks on node {tname}")
-        disk_infos = []
-        for idx, disk in enumerate(inst.disks):
-            res = await self.rpc.call(
-                "blockdev_assemble",
-                dst,
-                disk,
-                common.device_context(self.cfg, target, disk),
-                True,
-                idx,
-            )
-            res.raise_on_fail(f"Cannot assemble disk {disk.iv_name} on node {tname}")
-            disk_infos.append(dict(res.payload or {}))
-        info = await self.rpc.call("migration_info", src, inst, inst.hypervisor)
-        info.raise_on_fail(f"Failed to gather migration information from node {sname}")
-        self.feedback(f"* preparing {tname} to accept the instance")
-        spec = common.start_spec(self.cfg, inst, disk_infos)
-        acc = await self.rpc.call(
-            "accept_instance", dst, spec, info.payload, dst.ip, inst.hypervisor
-        )
-        if acc.failed:
+            if acc.failed:
+                raise OpExecError(f"Could not pre-migrate instance {inst.name}: {acc.fail_msg}")
+        except BaseException:
+            # leave the disks single-primary on the source, as before
             await self._abort_dual(inst, src, dst, drbd)
-            raise OpExecError(f"Could not pre-migrate instance {inst.name}: {acc.fail_msg}")
+            raise
         self.feedback(f"* migrating instance to {tname}")
         res = await self.rpc.call(
             "instance_migrate", src, inst.name, inst.hypervisor, dst.ip, acc.payload, live

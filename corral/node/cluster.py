@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import msgspec
 
@@ -75,6 +76,20 @@ def remove_ssconf_files(ctx: NodeContext) -> None:
 
 
 # -- config and queue copies ----------------------------------------------------------------
+def config_info(ctx: NodeContext) -> dict[str, Any]:
+    """Serial and master of this node's config copy (master-failover voting);
+    ``{"serial": None, "master": None}`` when the node holds no copy."""
+    try:
+        with open(ctx.paths.config_file, "rb") as fh:
+            data = msgspec.json.decode(fh.read())
+    except (OSError, msgspec.DecodeError):
+        return {"serial": None, "master": None}
+    cluster = data.get("cluster") or {}
+    master_uuid = cluster.get("master_node")
+    master = (data.get("nodes") or {}).get(master_uuid, {}).get("name", master_uuid)
+    return {"serial": data.get("serial_no"), "master": master}
+
+
 def upload_config(ctx: NodeContext, config_json: str, serial: int) -> None:
     """Store the master's config.data copy (master candidates)."""
     try:

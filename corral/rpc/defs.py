@@ -234,6 +234,14 @@ _call(
     "cluster:upload_config",
 )
 _call(
+    "config_info",
+    [],
+    JSONDict,
+    TMO_FAST,
+    "cluster:config_info",
+    "{'serial': int|None, 'master': str|None} of the node's config copy (failover voting)",
+)
+_call(
     "jobqueue_update",
     [("job_id", int), ("content_json", str)],
     None,

@@ -212,6 +212,7 @@ async def _node_calls(c: Caller, node: NodeTarget, paths: Any, sample: Path) -> 
     await c("upload_config", node, cfg, 7)
     assert Path(paths.config_file).read_text() == cfg
     assert "serial mismatch" in await c.fails("upload_config", node, cfg, 8)
+    assert await c("config_info", node) == {"serial": 7, "master": None}
     await c("jobqueue_update", node, 12, '{"id": 12}')
     assert Path(paths.data_dir, "queue", "job-12.json").read_text() == '{"id": 12}'
     await c("jobqueue_purge", node)
