@@ -130,10 +130,18 @@ class LUNodeAdd(LogicalUnit):
             raise OpExecError(f"Cannot join node {self.node_name}: {exc}") from exc
 
         async def leave() -> None:
+            """Undo a join that did not complete: the node forgets the cluster
+            and, in case it cannot be told, its new certificate is revoked."""
             from corral.rpc.client import NodeTarget
 
             if cfg.get_node_by_name(self.node_name) is None or not self.op.readd:
                 await self.rpc.call("node_leave", NodeTarget(self.node_name, self.primary_ip))
+            cluster = cfg.cluster.copy()
+            if serial not in cluster.revoked_certs:
+                cluster.revoked_certs.append(serial)
+                await cfg.update_cluster(cluster)
+            targets = [self.ctx.node_target(n.uuid) for n in cfg.all_nodes() if not n.offline]
+            await self.rpc.call_multi("node_set_revoked", targets, list(cluster.revoked_certs))
 
         self.ctx.on_rollback(leave)
         from corral.node.security import fingerprint as cert_fp
