@@ -127,6 +127,9 @@ def build_init_params(opts: argparse.Namespace) -> tuple[InitParams, list[str]]:
     ndparams = objects.fill_dict(dict(C.NDC_DEFAULTS), _typed_ndparams(opts.ndparams or {}))
     ipolicy = objects.default_ipolicy()
     ipolicy.update(ipolicy_from_opts(opts, with_std=True))
+    if getattr(opts, "ipolicy_disk_templates", None) is None:
+        # as Ganeti's init: the policy allows the enabled templates, in their order
+        ipolicy["disk-templates"] = list(templates)
     netmask: int | None = None
     if opts.master_netmask is not None:
         try:

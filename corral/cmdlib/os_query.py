@@ -26,7 +26,7 @@ from corral.cmdlib.registry import lu_for, register_query
 
 async def diagnose(ctx: MasterContext) -> dict[str, dict[str, Any]]:
     """OS name -> {"name", "valid", "variants", "api_versions", "parameters",
-    "node_status": {node: [(path, status, diagnose, variants, params, api)]}}."""
+    "node_status": {node: [(path, status, diagnose, variants, params, api, trusted)]}}."""
     cfg = ctx.cfg
     nodes = [n for n in cfg.all_nodes() if not n.offline and n.vm_capable]
     results = await ctx.rpc.call_multi("os_diagnose", [ctx.node_target(n.uuid) for n in nodes])
@@ -58,6 +58,7 @@ async def diagnose(ctx: MasterContext) -> dict[str, dict[str, Any]]:
                     list(rec.get("variants") or []),
                     list(rec.get("parameters") or []),
                     list(rec.get("api_versions") or []),
+                    bool(rec.get("trusted", True)),
                 )
             )
     for entry in oses.values():

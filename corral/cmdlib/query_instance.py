@@ -137,6 +137,9 @@ def _nic_field(idx: int, what: str) -> Callable[[Item, Any], Any]:
             return nic.uuid
         if what == "network":
             return nic.network
+        if what == "network.name":
+            net = item.cfg.get_network(nic.network) if nic.network else None
+            return net.name if net is not None else None
         if what == "bridge":
             return params.get(C.NIC_LINK) if params.get(C.NIC_MODE) == C.NIC_MODE_BRIDGED else None
         return params.get(what)
@@ -507,6 +510,7 @@ def _build_fields() -> list[Field]:
         ("name", "names", "NicName", "NIC_Names", "Name address"),
         ("uuid", "uuids", "NicUUID", "NIC_UUIDs", "UUID address"),
         ("network", "networks", "NicNetwork", "NIC_networks", "Network"),
+        ("network.name", "networks.names", "NicNetworkName", "NIC_networks_names", "Network name"),
     ]
     for key, plural, title, ptitle, doc in nic_kinds:
         F.append(

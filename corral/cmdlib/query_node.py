@@ -307,6 +307,19 @@ NODE_FIELDS: list[Field] = [
         lambda i, _l: 0,
     ),
 ]
+NODE_FIELDS += [
+    _f("disk_state", "DiskState", QFT_OTHER, "Disk state", lambda i, _l: {}),
+    _f("hv_state", "HypervisorState", QFT_OTHER, "Hypervisor state", lambda i, _l: {}),
+]
+# Titles Ganeti gives some node parameters (the others are titled "ndp/<name>").
+_NDP_TITLES = {
+    "exclusive_storage": "ExclusiveStorage",
+    "oob_program": "OutOfBandProgram",
+    "ovs": "OpenvSwitch",
+    "ovs_link": "OpenvSwitchLink",
+    "ovs_name": "OpenvSwitchName",
+    "spindle_count": "SpindleCount",
+}
 for _key, _default in C.NDC_DEFAULTS.items():
     _kind = (
         QFT_BOOL
@@ -320,7 +333,7 @@ for _key, _default in C.NDC_DEFAULTS.items():
     NODE_FIELDS.append(
         _f(
             f"ndp/{_key}",
-            f"ndp/{_key}",
+            _NDP_TITLES.get(_key, f"ndp/{_key}"),
             _kind,
             f'The "{_key}" node parameter',
             (lambda k: lambda i, _l: _ndparams(i).get(k))(_key),
