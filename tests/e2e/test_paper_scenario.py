@@ -143,8 +143,10 @@ def test_dead_node_comes_back_and_the_watcher_repairs(kit: Testkit) -> None:
     while time.monotonic() < deadline:
         info = kit.exec(master, ["gnt-instance", "info", INSTANCE], check=True).stdout
         verify = kit.exec(master, ["gnt-cluster", "verify"], check=False).stdout
-        synced = "in sync, status ok" in info.split("on secondary:")[-1]
-        if "on secondary:" in info and synced and "ERROR" not in verify and "WARNING" not in verify:
+        # the first "on secondary:" line is the DRBD device itself (then its children)
+        parts = info.split("on secondary:")
+        synced = len(parts) > 1 and "in sync, status ok" in parts[1].splitlines()[0]
+        if synced and "ERROR" not in verify and "WARNING" not in verify:
             break
         time.sleep(5)
     else:
