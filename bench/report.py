@@ -459,6 +459,7 @@ METHOD = """\
   runs). One uncounted warm-up add first.
 * Whole CLI = host wall time of `Testkit.exec` (nsenter into the node + the `gnt-*`
   process + its job); nothing is subtracted: the `true` row shows the exec overhead.
+  corral's modules are byte-compiled first ({bytecode}), as installing the package does.
 * Job latency = a client inside the node submits one job with the local API and long-polls
   `WaitForJobChange` like the CLI (submit to success), plus the job's own received->end.
 * Throughput = N `OpInstanceCreate` jobs in one `SubmitManyJobs` call; jobs/s = successful
@@ -488,6 +489,9 @@ def render(res: dict[str, Any], raw_name: str) -> str:
         reps=res["reps"],
         sizes=" and ".join(str(s) for s in res["sizes"]),
         duration=res.get("duration_s", 0.0),
+        bytecode={True: "`compileall`", False: "`compileall` failed", None: "not done"}[
+            res.get("bytecode")
+        ],
     ).splitlines()
     lines.append("")
     lines += _detail_tables(res)

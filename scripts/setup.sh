@@ -26,3 +26,6 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
     .venv/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
     touch "$STAMP"
 fi
+# Byte-compile, as a package install would: with PYTHONDONTWRITEBYTECODE set (as
+# on some machines) every gnt-* run would otherwise recompile its imports.
+.venv/bin/python -m compileall -q corral >/dev/null

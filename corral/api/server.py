@@ -78,13 +78,18 @@ class ApiHandlers:
             P.REQ_SET_DRAIN_FLAG: self.set_drain_flag,
             P.REQ_SET_WATCHER_PAUSE: self.set_watcher_pause,
         }
+        # computed once: inspect.signature per request showed in masterd's profile
+        self._signatures: dict[str, tuple[Handler, inspect.Signature]] = {}
 
     async def dispatch(self, method: str, args: list[Any]) -> Any:
         handler = self.methods.get(method)
         if handler is None:
             raise errors.LocalApiError(f"Unknown method '{method}'")
         try:
-            inspect.signature(handler).bind(*args)
+            cached = self._signatures.get(method)
+            if cached is None or cached[0] is not handler:
+                cached = self._signatures[method] = (handler, inspect.signature(handler))
+            cached[1].bind(*args)
         except TypeError as err:
             raise errors.LocalApiError(f"Invalid arguments for {method}: {err}") from err
         return await handler(*args)

@@ -38,10 +38,12 @@ import fcntl
 import hashlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -87,6 +89,14 @@ class FakeHypervisor(Hypervisor):
         super().__init__(paths)
         # runtime file path -> ((mtime_ns, size, inode), parsed content)
         self._runtime_cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+        # name -> (pidfile (mtime_ns, size, inode), pid, pidfd of that verified VM process)
+        self._live: dict[str, tuple[tuple[int, int, int], int, int]] = {}
+        self._live_lock = threading.Lock()
+
+    def __del__(self) -> None:
+        for _key, _pid, pidfd in getattr(self, "_live", {}).values():
+            with contextlib.suppress(OSError):
+                os.close(pidfd)
 
     # -- master side -----------------------------------------------------------------
     @classmethod
@@ -100,13 +110,13 @@ class FakeHypervisor(Hypervisor):
         return self.paths.instance_run_dir
 
     def _runtime_path(self, name: str) -> str:
-        return os.path.join(self.run_dir, f"{name}.json")
+        return f"{self.run_dir}/{name}.json"
 
     def _pid_path(self, name: str) -> str:
-        return os.path.join(self.run_dir, f"{name}.pid")
+        return f"{self.run_dir}/{name}.pid"
 
     def _log_path(self, name: str) -> str:
-        return os.path.join(self.run_dir, f"{name}.log")
+        return f"{self.run_dir}/{name}.log"
 
     def _control_key(self, name: str) -> str:
         """Abstract socket name: unique per (run dir, instance), short."""
@@ -185,12 +195,57 @@ class FakeHypervisor(Hypervisor):
         return f"{st.st_dev}:{st.st_ino}"
 
     def _alive_pid(self, name: str) -> int | None:
+        """The pid of `name`'s live VM process, or None.
+
+        Scans of every VM (`get_node_info`, on each start) made this hot, so
+        a VM is recognised by its command line (`_pid_is_vm`) only once per
+        pidfile version: the driver then keeps a pidfd of the process, which
+        cannot be recycled and turns readable when the process exits (a
+        zombie counts as gone, as with the command-line check). Later calls
+        cost one stat of the pidfile and one poll of the pidfd.
+        """
+        try:
+            st = os.stat(self._pid_path(name))
+        except OSError:
+            self._forget(name)
+            return None
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        with self._live_lock:
+            cached = self._live.get(name)
+            if cached is not None and cached[0] == key:
+                if not _exited(cached[2]):
+                    return cached[1]
+                return None
         pid = self._read_pid(name)
-        if pid is not None and self._pid_is_vm(pid, name):
-            return pid
-        return None
+        if pid is None:
+            self._forget(name)
+            return None
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = -1  # gone already, or no pidfds (EMFILE...): check every time
+        if not self._pid_is_vm(pid, name) or (pidfd >= 0 and _exited(pidfd)):
+            if pidfd >= 0:
+                os.close(pidfd)
+            self._forget(name)
+            return None
+        if pidfd >= 0:
+            with self._live_lock:
+                old = self._live.pop(name, None)
+                self._live[name] = (key, pid, pidfd)
+            if old is not None:
+                os.close(old[2])
+        return pid
+
+    def _forget(self, name: str) -> None:
+        """Drop the cached liveness of `name` (its pidfile is gone or changed)."""
+        with self._live_lock:
+            old = self._live.pop(name, None)
+        if old is not None:
+            os.close(old[2])
 
     def _cleanup(self, name: str) -> None:
+        self._forget(name)
         for path in (self._runtime_path(name), self._pid_path(name)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
@@ -225,20 +280,12 @@ class FakeHypervisor(Hypervisor):
             self._node_token() or "",
         ]
         try:
-            proc = subprocess.run(
-                cmd,
-                input=json.dumps(config).encode(),
-                capture_output=True,
-                timeout=START_TIMEOUT,
-                start_new_session=True,
-                close_fds=True,
-                check=False,
-            )
+            stdout, stderr = _run_launcher(cmd, json.dumps(config).encode(), START_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as err:
             raise HypervisorError(f"Failed to start instance {name}: {err}") from err
-        out = proc.stdout.decode(errors="replace").strip()
+        out = stdout.decode(errors="replace").strip()
         if not out.startswith("OK "):
-            detail = out[4:] if out.startswith("ERR ") else (out or proc.stderr.decode()[-300:])
+            detail = out[4:] if out.startswith("ERR ") else (out or stderr.decode()[-300:])
             raise HypervisorError(f"Failed to start instance {name}: {detail.strip()}")
         _, pid, port = out.split()
         return int(pid), int(port)
@@ -541,6 +588,74 @@ def vm_processes(run_dir: str) -> dict[str, int]:
         if args[pos + 2 : pos + 4] == wanted and len(args) > pos + 1:
             found[args[pos + 1].decode(errors="replace")] = int(entry)
     return found
+
+
+def _run_launcher(cmd: list[str], data: bytes, timeout: float) -> tuple[bytes, bytes]:
+    """Run the VM launcher with `data` on stdin; its (stdout, stderr).
+
+    ``subprocess.run(input=..., capture_output=True, timeout=...)`` without
+    Popen.wait's sleeping poll at the end (0.5 ms, 1 ms... between checks):
+    the launcher's exit is awaited on a pidfd. Raises OSError or
+    subprocess.TimeoutExpired (the launcher is killed) like subprocess.run.
+    """
+    deadline = time.monotonic() + timeout
+    with subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        close_fds=True,
+    ) as proc:
+        try:
+            assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+            try:
+                proc.stdin.write(data)  # the launcher reads all of it before writing
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # it died early: its output says why
+            streams = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+            poller = select.poll()
+            for fd in streams:
+                poller.register(fd, select.POLLIN)
+            open_fds = set(streams)
+            while open_fds:
+                remaining = deadline - time.monotonic()
+                ready = poller.poll(max(0, int(remaining * 1000) + 1)) if remaining > 0 else []
+                if not ready:
+                    raise subprocess.TimeoutExpired(cmd, timeout)
+                for fd, _event in ready:
+                    chunk = os.read(fd, 65536)
+                    if chunk:
+                        streams[fd] += chunk
+                    else:
+                        poller.unregister(fd)
+                        open_fds.discard(fd)
+            pidfd = os.pidfd_open(proc.pid)
+            try:
+                if not _wait_readable(pidfd, deadline - time.monotonic()):
+                    raise subprocess.TimeoutExpired(cmd, timeout)
+            finally:
+                os.close(pidfd)
+            proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        return bytes(streams[proc.stdout.fileno()]), bytes(streams[proc.stderr.fileno()])
+
+
+def _wait_readable(fd: int, seconds: float) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0, int(seconds * 1000) + 1)))
+
+
+def _exited(pidfd: int) -> bool:
+    """True if the process behind `pidfd` has terminated (the pidfd is readable)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -16,7 +16,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import socket
 import struct
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +33,15 @@ TUNSETPERSIST = 0x400454CB
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 TAP_MAC = "fe:ff:ff:ff:ff:ff"
+#: Idle netlink sockets kept per namespace for reuse
+POOL_IDLE_MAX = 4
+
+
+def _close_pool(pool: dict[int, list[Any]]) -> None:
+    """Close the pooled sockets (driver collected, or interpreter exit)."""
+    for sockets in pool.values():
+        while sockets:
+            sockets.pop().close()
 
 
 def _check_name(name: str) -> None:
@@ -42,14 +54,80 @@ class LinuxNetwork(NetworkDriver):
 
     NAME = "linux"
 
+    def __init__(self) -> None:
+        # idle netlink sockets per network namespace (inode), reused between
+        # operations: opening one costs about as much as a query. noded runs
+        # RPCs in a thread pool; a socket serves one thread at a time.
+        self._pool: dict[int, list[Any]] = {}
+        self._pool_lock = threading.Lock()
+        weakref.finalize(self, _close_pool, self._pool)
+        # (netns inode, bridge name) -> ifindex of the bridge last seen with that name
+        self._bridges: dict[tuple[int, str], int] = {}
+
+    @staticmethod
+    def _netns() -> int:
+        try:
+            return os.stat("/proc/thread-self/ns/net").st_ino
+        except OSError:
+            return 0
+
+    @staticmethod
+    def _ifindex(name: str) -> int | None:
+        """The index of interface `name` (an ioctl: no netlink message to decode), or None."""
+        try:
+            return socket.if_nametoindex(name)
+        except (OSError, ValueError):
+            return None
+
+    def _bridge_index(self, name: str) -> int | None:
+        """The index of bridge `name`, None if there is no such bridge.
+
+        Decoding a netlink link message is the costly part of a query, and a
+        VM start asks about the same bridge every time; an interface's kind never
+        changes and indexes are not reused, so a bridge recognised once is known
+        by its index (checked by name on every call).
+        """
+        index = self._ifindex(name)
+        if index is None:
+            return None
+        key = (self._netns(), name)
+        if self._bridges.get(key) == index:
+            return index
+        with self._ipr() as ipr:
+            msg = self._link(ipr, name)
+        if msg is None or self._kind(msg) != "bridge":
+            return None
+        index = int(msg["index"])
+        self._bridges[key] = index
+        return index
+
     @contextmanager
     def _ipr(self) -> Iterator[Any]:
-        from pyroute2 import IPRoute
+        """An IPRoute socket in the calling thread's current network namespace.
 
-        ipr = IPRoute()
+        Taken from the pool (or opened) for the duration of the block, then
+        returned to it; after any error it is closed instead, so a broken
+        socket is never reused. At most `POOL_IDLE_MAX` idle sockets are kept.
+        """
+        netns = self._netns()
+        with self._pool_lock:
+            idle = self._pool.get(netns)
+            ipr = idle.pop() if idle else None
+        if ipr is None:
+            from pyroute2 import IPRoute
+
+            ipr = IPRoute()
         try:
             yield ipr
-        finally:
+        except BaseException:
+            ipr.close()
+            raise
+        with self._pool_lock:
+            idle = self._pool.setdefault(netns, [])
+            if len(idle) < POOL_IDLE_MAX:
+                idle.append(ipr)
+                ipr = None
+        if ipr is not None:
             ipr.close()
 
     def _link(self, ipr: Any, name: str) -> Any | None:
@@ -78,9 +156,7 @@ class LinuxNetwork(NetworkDriver):
 
     # -- queries ---------------------------------------------------------------------
     def bridge_exists(self, name: str) -> bool:
-        with self._ipr() as ipr:
-            msg = self._link(ipr, name)
-            return msg is not None and self._kind(msg) == "bridge"
+        return self._bridge_index(name) is not None
 
     def link_exists(self, name: str) -> bool:
         with self._ipr() as ipr:
@@ -137,16 +213,20 @@ class LinuxNetwork(NetworkDriver):
     # -- taps ------------------------------------------------------------------------
     def create_tap(self, name: str) -> None:
         _check_name(name)
+        index = self._ifindex(name)
         with self._ipr() as ipr:
-            msg = self._link(ipr, name)
-            if msg is not None and self._kind(msg) != "tun":
-                raise NetworkError(f"Interface {name} exists and is not a tap")
-            if msg is None:
+            if index is not None:  # exists already: only a tap may be reused
+                msg = self._link(ipr, name)
+                if msg is not None and self._kind(msg) != "tun":
+                    raise NetworkError(f"Interface {name} exists and is not a tap")
+                if msg is None:
+                    index = None
+            if index is None:
                 self._make_persistent_tap(name)
             try:
-                index = self._index(ipr, name)
-                ipr.link("set", index=index, address=TAP_MAC)
-                ipr.link("set", index=index, state="up")
+                if index is None:
+                    index = self._index(ipr, name)
+                ipr.link("set", index=index, address=TAP_MAC, state="up")
             except NetworkError:
                 raise
             except Exception as err:
@@ -180,14 +260,15 @@ class LinuxNetwork(NetworkDriver):
                 raise NetworkError(f"Cannot delete tap {name}: {err}") from err
 
     def attach_to_bridge(self, tap: str, bridge: str) -> None:
+        br_index = self._bridge_index(bridge)
+        if br_index is None:
+            raise NetworkError(f"Bridge {bridge} does not exist")
+        index = self._ifindex(tap)
+        if index is None:
+            raise NetworkError(f"Interface {tap} does not exist")
         with self._ipr() as ipr:
-            br = self._link(ipr, bridge)
-            if br is None or self._kind(br) != "bridge":
-                raise NetworkError(f"Bridge {bridge} does not exist")
-            index = self._index(ipr, tap)
             try:
-                ipr.link("set", index=index, master=int(br["index"]))
-                ipr.link("set", index=index, state="up")
+                ipr.link("set", index=index, master=br_index, state="up")
             except Exception as err:
                 raise NetworkError(f"Cannot attach {tap} to bridge {bridge}: {err}") from err
 
