@@ -50,9 +50,14 @@ def add_instance(opts: argparse.Namespace, client: Any) -> int:
     return 0
 
 
+def _check_exists(client: Any, name: str) -> None:
+    """Fail with "Instance 'x' not known" before asking a question about it."""
+    U.query_rows(client, "instance", ["name"], [name])
+
+
 def remove_instance(opts: argparse.Namespace, client: Any) -> int:
     if not opts.force:
-        U.query_rows(client, "instance", ["name"], [opts.name])
+        _check_exists(client, opts.name)
         question = (
             f"This will remove the volumes of the instance {opts.name} (including mirrors),"
             " thus removing all the data of the instance. Continue?"
@@ -226,7 +231,7 @@ def migrate_instance(opts: argparse.Namespace, client: Any) -> int:
             errors.ECODE_INVAL,
         )
     if not opts.force:
-        U.query_rows(client, "instance", ["name"], [opts.name])
+        _check_exists(client, opts.name)
         if opts.cleanup:
             question = (
                 f"Instance {opts.name} will be recovered from a failed migration."
@@ -272,7 +277,7 @@ def failover_instance(opts: argparse.Namespace, client: Any) -> int:
             errors.ECODE_INVAL,
         )
     if not opts.force:
-        U.query_rows(client, "instance", ["name"], [opts.name])
+        _check_exists(client, opts.name)
         question = (
             f"Failover will happen to image {opts.name}. This requires a shutdown of"
             " the instance. Continue?"

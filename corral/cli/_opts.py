@@ -350,3 +350,20 @@ def op_common(opts: argparse.Namespace) -> dict[str, Any]:
     if prio is not None:
         result["priority"] = _PRIORITIES[prio]
     return result
+
+
+# Options shared by gnt-instance migrate and gnt-node migrate
+NONLIVE_OPT = opt(
+    "--non-live",
+    dest="live",
+    action="store_false",
+    default=True,
+    help="Do a non-live migration (this usually means freeze the instance, save the"
+    " state, transfer and only then resume running on the secondary node)",
+)
+MIGRATION_MODE_OPT = opt(
+    "--migration-mode",
+    default=None,
+    choices=["live", "non-live"],
+    help="Override default migration mode (choose either live or non-live",
+)

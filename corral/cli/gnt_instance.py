@@ -284,20 +284,8 @@ commands: dict[str, Command] = {
         [_INSTANCE],
         [
             _FORCE,
-            opt(
-                "--non-live",
-                dest="live",
-                action="store_false",
-                default=True,
-                help="Do a non-live migration (this usually means freeze the instance, save the"
-                " state, transfer and only then resume running on the secondary node)",
-            ),
-            opt(
-                "--migration-mode",
-                default=None,
-                choices=["live", "non-live"],
-                help="Override default migration mode (choose either live or non-live",
-            ),
+            U.NONLIVE_OPT,
+            U.MIGRATION_MODE_OPT,
             CLEANUP_OPT,
             U.DRY_RUN_OPT,
             U.PRIORITY_OPT,

@@ -444,20 +444,8 @@ commands: dict[str, Command] = {
         [_NODE],
         [
             U.FORCE_OPT,
-            opt(
-                "--non-live",
-                dest="live",
-                action="store_false",
-                default=True,
-                help="Do a non-live migration (this usually means freeze the instance, save the"
-                " state, transfer and only then resume running on the secondary node)",
-            ),
-            opt(
-                "--migration-mode",
-                default=None,
-                choices=["live", "non-live"],
-                help="Override default migration mode (choose either live or non-live",
-            ),
+            U.NONLIVE_OPT,
+            U.MIGRATION_MODE_OPT,
             _DST_NODE,
             U.IALLOCATOR_OPT,
             U.IGNORE_IPOLICY_OPT,
