@@ -26,10 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-E", "--evac-mode", action="store_true")
     p.add_argument("-G", "--group", metavar="ID")
     p.add_argument("--ignore-soft-errors", action="store_true")
-    # corral extensions (benchmarking the move search; not in Ganeti's hbal)
-    p.add_argument("--search", choices=("cached", "exhaustive", "legacy"), default="cached",
-                   help=argparse.SUPPRESS)  # fmt: skip
-    p.add_argument("--target-limit", type=int, default=-1, help=argparse.SUPPRESS)
     p.add_argument("-V", "--version", action="version", version="hbal (corral) 0.1.0")
     return p
 
@@ -85,7 +81,7 @@ def _run(args: Any) -> int:
     opts = BalanceOptions(
         max_length=args.max_length, min_gain=args.min_gain, min_gain_limit=args.min_gain_limit,
         disk_moves=not args.no_disk_moves, instance_moves=not args.no_instance_moves,
-        evac_mode=args.evac_mode, search=args.search, target_limit=args.target_limit,
+        evac_mode=args.evac_mode,
     )  # fmt: skip
     ini = c.score(nodes)
     if verbose > 2:
