@@ -169,11 +169,29 @@ class QueuedJob(msgspec.Struct, kw_only=True):
         return msgspec.json.decode(payload, type=cls)
 
 
+# Opcode fields whose values never leave the master (Ganeti shows private
+# parameters as "<redacted>" too)
+_SECRET_FIELDS = ("join_token", "osparams_private", "osparams_secret")
+
+
+def _redacted(data: Any) -> Any:
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for key in _SECRET_FIELDS:
+        value = out.get(key)
+        if isinstance(value, dict):
+            out[key] = {k: "<redacted>" for k in value}
+        elif value is not None:
+            out[key] = "<redacted>"
+    return out
+
+
 _FIELD_GETTERS: dict[str, Any] = {
     "id": lambda j: j.id,
     "status": lambda j: j.calc_status(),
     "priority": lambda j: j.priority(),
-    "ops": lambda j: [op.input for op in j.ops],
+    "ops": lambda j: [_redacted(op.input) for op in j.ops],
     "opresult": lambda j: [op.result for op in j.ops],
     "opstatus": lambda j: [op.status for op in j.ops],
     "oplog": lambda j: [op.log for op in j.ops],

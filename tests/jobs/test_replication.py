@@ -92,3 +92,23 @@ def test_new_candidate_gets_the_whole_queue_then_newer_updates(tmp_path: Any) ->
     assert sorted({job_id for job_id, _ in to_node3}) == [1, 2]
     last_of_2 = [content for job_id, content in to_node3 if job_id == 2][-1]
     assert QueuedJob.decode(last_of_2).log_serial == 7  # never overwritten by a stale copy
+
+
+def test_job_queries_redact_secrets() -> None:
+    from corral import opcodes
+
+    job = QueuedJob.new(
+        9,
+        [
+            opcodes.OpNodeAdd(node_name="node4", join_token="s3cret"),
+            opcodes.OpInstanceCreate(
+                instance_name="i", disk_template="diskless", osparams_private={"pw": "x"}
+            ),
+        ],
+    )
+    shown = job.info(["ops"])[0]
+    assert shown[0]["join_token"] == "<redacted>"
+    assert shown[1]["osparams_private"] == {"pw": "<redacted>"}
+    assert "s3cret" not in str(shown)
+    # the stored job (replicated to candidates, rerun after a failover) keeps them
+    assert QueuedJob.decode(job.encode()).ops[0].input["join_token"] == "s3cret"
