@@ -108,12 +108,19 @@ async def gather_node_info(
     return out
 
 
-async def check_node_free_memory(
-    lu: LogicalUnit, node_uuid: str, reason: str, requested: int, hv_name: str
+NodeInfos = dict[str, dict[str, Any] | None]
+
+
+def verify_free_memory(
+    lu: LogicalUnit,
+    infos: NodeInfos,
+    failures: dict[str, str],
+    node_uuid: str,
+    reason: str,
+    requested: int,
 ) -> None:
-    """Ganeti's CheckNodeFreeMemory."""
-    failures: dict[str, str] = {}
-    info = (await gather_node_info(lu.ctx, [node_uuid], hv_name, failures))[node_uuid]
+    """Ganeti's CheckNodeFreeMemory on already gathered node data."""
+    info = infos.get(node_uuid)
     name = lu.cfg.node_name(node_uuid)
     if info is None:
         raise OpPrereqError(
@@ -128,17 +135,20 @@ async def check_node_free_memory(
         )
 
 
-async def check_node_free_disk(
-    lu: LogicalUnit, node_uuids: list[str], requested: int, hv_name: str
+def verify_free_disk(
+    lu: LogicalUnit,
+    infos: NodeInfos,
+    failures: dict[str, str],
+    node_uuids: list[str],
+    requested: int,
 ) -> None:
-    """Ganeti's CheckNodesFreeDiskPerVG for the unit holding instance disks."""
+    """Ganeti's CheckNodesFreeDiskPerVG (the unit holding instance disks) on
+    already gathered node data."""
     if requested <= 0:
         return
-    failures: dict[str, str] = {}
-    infos = await gather_node_info(lu.ctx, node_uuids, hv_name, failures)
     vg = lu.cfg.cluster.volume_group_name or "file storage"
     for uuid in node_uuids:
-        info = infos[uuid]
+        info = infos.get(uuid)
         name = lu.cfg.node_name(uuid)
         if info is None:
             raise OpPrereqError(
@@ -152,6 +162,26 @@ async def check_node_free_disk(
                 f" required {requested} MiB, available {free} MiB",
                 ECODE_NORES,
             )
+
+
+async def check_node_free_memory(
+    lu: LogicalUnit, node_uuid: str, reason: str, requested: int, hv_name: str
+) -> None:
+    """Ganeti's CheckNodeFreeMemory (asks the node)."""
+    failures: dict[str, str] = {}
+    infos = await gather_node_info(lu.ctx, [node_uuid], hv_name, failures)
+    verify_free_memory(lu, infos, failures, node_uuid, reason, requested)
+
+
+async def check_node_free_disk(
+    lu: LogicalUnit, node_uuids: list[str], requested: int, hv_name: str
+) -> None:
+    """Ganeti's CheckNodesFreeDiskPerVG (asks the nodes)."""
+    if requested <= 0:
+        return
+    failures: dict[str, str] = {}
+    infos = await gather_node_info(lu.ctx, node_uuids, hv_name, failures)
+    verify_free_disk(lu, infos, failures, node_uuids, requested)
 
 
 async def check_bridges(lu: LogicalUnit, links: list[str], node_uuid: str) -> None:

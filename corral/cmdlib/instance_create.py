@@ -198,29 +198,46 @@ class LUInstanceCreate(LogicalUnit):
                 raise OpPrereqError("The secondary node cannot be the primary node", ECODE_INVAL)
             common.check_node_usable(self, self.snode_uuid)
         nodes = [self.pnode_uuid] + ([self.snode_uuid] if self.snode_uuid else [])
-        # OS on the primary
+        # The node checks are independent: ask the nodes at once, then report
+        # the first failure in Ganeti's order (OS, disk, memory, bridges).
+        links = common.bridged_links(cluster, self.nics)
+        checks = []
         if op.os_type and not op.no_install:
-            target = self.ctx.node_target(self.pnode_uuid)
-            res = await self.rpc.call("os_validate", target, op.os_type, dict(op.osparams))
-            if res.failed:
-                raise OpExecError(
-                    f"OS Parameters validation failed on node {target.name}: {res.fail_msg}"
-                )
-        # Resources
-        space = required_disk_space(op.disk_template, self.disk_specs)
-        await common.check_node_free_disk(self, nodes, space, self.hv_name)
-        if op.start:
-            await common.check_node_free_memory(
+            checks.append(self._check_os(self.pnode_uuid))
+        checks.append(self._check_resources(nodes))
+        checks.append(common.check_bridges(self, links, self.pnode_uuid))
+        if self.snode_uuid and op.disk_template in C.DTS_INT_MIRROR:
+            checks.append(common.check_bridges(self, links, self.snode_uuid))
+        for outcome in await asyncio.gather(*checks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _check_os(self, node_uuid: str) -> None:
+        target = self.ctx.node_target(node_uuid)
+        res = await self.rpc.call("os_validate", target, self.op.os_type, dict(self.op.osparams))
+        if res.failed:
+            raise OpExecError(
+                f"OS Parameters validation failed on node {target.name}: {res.fail_msg}"
+            )
+
+    async def _check_resources(self, nodes: list[str]) -> None:
+        """Disk on every node, memory on the primary when starting: one node_info."""
+        assert self.pnode_uuid is not None
+        space = required_disk_space(self.op.disk_template, self.disk_specs)
+        if space <= 0 and not self.op.start:
+            return
+        failures: dict[str, str] = {}
+        infos = await common.gather_node_info(self.ctx, nodes, self.hv_name, failures)
+        common.verify_free_disk(self, infos, failures, nodes, space)
+        if self.op.start:
+            common.verify_free_memory(
                 self,
+                infos,
+                failures,
                 self.pnode_uuid,
                 f"starting instance {self.instance_name}",
                 int(self.filled_be[C.BE_MAXMEM]),
-                self.hv_name,
             )
-        links = common.bridged_links(cluster, self.nics)
-        await common.check_bridges(self, links, self.pnode_uuid)
-        if self.snode_uuid and op.disk_template in C.DTS_INT_MIRROR:
-            await common.check_bridges(self, links, self.snode_uuid)
 
     async def _run_allocator(self) -> None:
         op = self.op
