@@ -1,8 +1,14 @@
 """The process behind one ``fake`` hypervisor VM.
 
-Started by the fake driver as ``python -S -E -s -c BOOTSTRAP DIR corral-fakevm
-NAME RUN_DIR NODE_TOKEN`` (BOOTSTRAP imports this file as a top-level module from DIR, so
-its cached bytecode is used) with its start configuration (JSON) on stdin.
+Started in one of two ways, with the same result:
+
+* forked by the node's launcher (`corral.hypervisor.fakevm_launcher`, the
+  usual way: a fork instead of a fresh interpreter), which calls `start`; the
+  VM then rewrites its command line (`set_cmdline`) to the one below;
+* spawned by the fake driver as ``python -S -E -s -c BOOTSTRAP DIR corral-fakevm
+  NAME RUN_DIR NODE_TOKEN`` (BOOTSTRAP imports this file as a top-level module from
+  DIR, so its cached bytecode is used) with its start configuration (JSON) on
+  stdin, when the launcher is unavailable.
 
 Hundreds run at once in benchmarks, so it is built to be cheap: it imports
 only built-in C modules (``posix``, ``_socket``, ``select``, ``_signal``,
@@ -16,7 +22,8 @@ Life cycle:
    migration); a failure is reported as ``ERR message`` on stdout.
 2. Fork. The child detaches (new session, stdio to the per-VM log), writes the
    runtime file and the pidfile, then closes a sync pipe; the parent waits for
-   that, prints ``OK <pid> <migration port>`` and exits. The VM is therefore
+   that, prints ``OK <pid> <migration port>`` (to the launcher's client when
+   forked by the launcher) and exits. The VM is therefore
    never a child of noded: it survives noded restarts and dies only when killed
    (or with its node).
 3. Serve until SIGTERM (clean shutdown) or SIGKILL (crash), or until its
@@ -541,13 +548,30 @@ def main(argv: list[str]) -> int:
     if len(argv) < 4 or argv[1] != MARKER:
         sys.stderr.write("usage: fakevm.py corral-fakevm NAME RUN_DIR < config.json\n")
         return 2
-    name, run_dir = argv[2], argv[3]
     try:
         cfg = loads(sys.stdin.buffer.read().decode())
+    except Exception as err:
+        posix.write(1, f"ERR {err}\n".encode())
+        return 1
+    return start(argv[2], argv[3], cfg, 1)
+
+
+def start(
+    name: str, run_dir: str, cfg: dict[str, Any], out: int, title: tuple[int, bytes] | None = None
+) -> int:
+    """Bind the VM's sockets and fork the VM; report ``OK <pid> <port>`` or ``ERR ...`` on `out`.
+
+    Returns the exit status in the calling process (after the report) and, in
+    the VM, when the VM stops: both callers `posix._exit` with it. `title`
+    (address of the argument area, its new bytes) rewrites the VM's command
+    line before its pidfile appears (see `set_cmdline`): the launcher uses it
+    so a forked VM reads like a spawned one in /proc/PID/cmdline.
+    """
+    try:
         vm = VM(name, run_dir, cfg)
         vm.bind_all()
     except Exception as err:
-        posix.write(1, f"ERR {err}\n".encode())
+        posix.write(out, f"ERR {err}\n".encode())
         return 1
     log_path = cfg.get("log") or DEVNULL
     sync_r, sync_w = posix.pipe()
@@ -555,15 +579,16 @@ def main(argv: list[str]) -> int:
     if child:
         posix.close(sync_w)
         posix.read(sync_r, 1)  # returns at EOF: the child wrote its files (or died)
+        posix.close(sync_r)
         try:
             with open(vm.pid_path) as pidfile:
                 ok = int(pidfile.read().strip() or 0) == child
         except (OSError, ValueError):
             ok = False
         if not ok:
-            posix.write(1, b"ERR the VM process died while starting\n")
+            posix.write(out, b"ERR the VM process died while starting\n")
             return 1
-        posix.write(1, f"OK {child} {vm.rt.get('migration_port') or 0}\n".encode())
+        posix.write(out, f"OK {child} {vm.rt.get('migration_port') or 0}\n".encode())
         return 0
     # the VM itself
     posix.close(sync_r)
@@ -571,6 +596,8 @@ def main(argv: list[str]) -> int:
         posix.setsid()
     null = posix.open(DEVNULL, posix.O_RDONLY)
     log = posix.open(log_path, posix.O_WRONLY | posix.O_CREAT | posix.O_APPEND, 0o640)
+    if out > 2:
+        posix.close(out)  # the launcher's connection: only the starter answers on it
     posix.dup2(null, 0)
     posix.dup2(log, 1)
     posix.dup2(log, 2)
@@ -580,6 +607,11 @@ def main(argv: list[str]) -> int:
     _signal.signal(_signal.SIGTERM, _terminate)
     _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    if title is not None:
+        try:
+            set_cmdline(*title)
+        except OSError:
+            return 1  # no pidfile: the starter reports the failure
     vm.rt["pid"] = posix.getpid()
     vm.rt["booted_at"] = time.time()
     vm.save()
@@ -590,6 +622,39 @@ def main(argv: list[str]) -> int:
     except SystemExit:
         return 0
     return 0
+
+
+# -- command line of a forked VM -----------------------------------------------------------
+def arg_area() -> tuple[int, int]:
+    """(start, end) address of this process's argument strings (/proc/self/stat 48-49)."""
+    with open("/proc/self/stat", "rb") as handle:
+        fields = handle.read().rsplit(b")", 1)[1].split()
+    return int(fields[45]), int(fields[46])
+
+
+def cmdline_bytes(args: list[str], size: int) -> bytes | None:
+    """`args` as /proc/PID/cmdline shows them, NUL-padded to `size`; None if too long."""
+    data = b"".join(a.encode() + b"\0" for a in args)
+    if len(data) > size:
+        return None
+    return data + b"\0" * (size - len(data))
+
+
+def set_cmdline(start: int, data: bytes) -> None:
+    """Overwrite this process's argument strings in place (what setproctitle does).
+
+    /proc/PID/cmdline is read from this memory: with the area's last byte NUL
+    the kernel shows exactly the area, so a VM forked by the launcher carries
+    the command line a spawned VM has (``... corral-fakevm NAME RUN_DIR TOKEN``)
+    and is recognised the same way. Needs no capability (unlike PR_SET_MM).
+    """
+    fd = posix.open("/proc/self/mem", posix.O_RDWR)
+    try:
+        posix.lseek(fd, start, 0)
+        if posix.write(fd, data) != len(data):
+            raise OSError("short write to /proc/self/mem")
+    finally:
+        posix.close(fd)
 
 
 if __name__ == "__main__":

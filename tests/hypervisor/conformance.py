@@ -105,6 +105,10 @@ class HypervisorConformance:
             for name in hv.list_instances():
                 with contextlib.suppress(HypervisorError):
                     hv.stop_instance(name, force=True)
+            self.cleanup_node(hv)
+
+    def cleanup_node(self, hv: Hypervisor) -> None:
+        """Stop what a driver leaves on a node besides VMs (the fake's launcher)."""
 
     @pytest.fixture
     def make_hv(

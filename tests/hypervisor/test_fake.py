@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from corral.errors import HypervisorError
-from corral.hypervisor import fakevm
+from corral.hypervisor import fakelaunch, fakevm, fakevm_launcher
 from corral.hypervisor.base import Hypervisor
 from corral.hypervisor.fake import FakeHypervisor, vm_processes
 from corral.paths import Paths
@@ -28,6 +29,9 @@ class TestFakeConformance(HypervisorConformance):
     @pytest.fixture
     def hv_name(self) -> str:
         return "fake"
+
+    def cleanup_node(self, hv: Hypervisor) -> None:
+        fakelaunch.stop_launcher(hv.paths.instance_run_dir)
 
     def test_runtime_files_in_run_dir(self, make_hv: Callable[..., Hypervisor]) -> None:
         hv = make_hv()
@@ -158,9 +162,151 @@ def test_vm_outlives_the_process_that_started_it(tmp_path: Path) -> None:
     )
     pid = int(proc.stdout.strip())
     hv = FakeHypervisor(Paths.under(tmp_path))
+    run_dir = hv.paths.instance_run_dir
+    launcher = fakelaunch.launcher_pid(run_dir)
     try:
         info = hv.get_instance_info("vm1.example.com")
         assert info is not None and info.pid == pid
+        # the launcher the first driver started serves the new one too
+        assert launcher is not None
+        hv.start_instance(HypervisorConformance.spec(hv, name="vm2.example.com"))
+        assert fakelaunch.launcher_pid(run_dir) == launcher
     finally:
-        hv.stop_instance("vm1.example.com", force=True)
+        for name in hv.list_instances():
+            hv.stop_instance(name, force=True)
+        fakelaunch.stop_launcher(run_dir)
     assert not _process_alive(pid)
+
+
+# -- the launcher (zygote) ----------------------------------------------------------------
+def _fake(tmp_path: Path, **attrs: object) -> FakeHypervisor:
+    hv = FakeHypervisor(Paths.under(tmp_path))
+    for key, value in attrs.items():
+        setattr(hv, key, value)
+    return hv
+
+
+def _args(pid: int) -> list[bytes]:
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        return handle.read().rstrip(b"\0").split(b"\0")
+
+
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[1].split()
+
+
+@pytest.fixture
+def fake_node(tmp_path: Path) -> Iterator[Callable[..., FakeHypervisor]]:
+    """Drivers on `tmp_path`; afterwards their VMs and launcher are stopped."""
+    made: list[FakeHypervisor] = []
+
+    def make(**attrs: object) -> FakeHypervisor:
+        made.append(_fake(tmp_path, **attrs))
+        return made[-1]
+
+    yield make
+    for hv in made:
+        for name in hv.list_instances():
+            hv.stop_instance(name, force=True)
+        fakelaunch.stop_launcher(hv.paths.instance_run_dir)
+
+
+def test_launcher_forks_vms_that_look_spawned(fake_node: Callable[..., FakeHypervisor]) -> None:
+    launched = fake_node()
+    spawned = fake_node(use_launcher=False)
+    pid = launched.start_instance(HypervisorConformance.spec(launched)).pid
+    other = spawned.start_instance(HypervisorConformance.spec(spawned, name="vm2.example.com")).pid
+    assert pid is not None and other is not None
+    run_dir = launched.paths.instance_run_dir
+    launcher = fakelaunch.launcher_pid(run_dir)
+    assert launcher is not None and fakevm_launcher.MARKER.encode() in _args(launcher)
+    # same command line as a spawned VM, the name aside; found by the /proc scan
+    assert [a.replace(b"vm2", b"vm1") for a in _args(other)] == _args(pid)
+    assert vm_processes(run_dir) == {"vm1.example.com": pid, "vm2.example.com": other}
+    # not the launcher's child, in a session of its own
+    assert int(_stat(pid)[1]) != launcher and int(_stat(pid)[3]) == pid
+    assert launched.get_node_info().memory_free < spawned.get_node_info().memory_total
+
+
+def test_vm_survives_its_launcher_which_restarts_on_demand(
+    fake_node: Callable[..., FakeHypervisor],
+) -> None:
+    hv = fake_node()
+    port = free_port()
+    pid = hv.start_instance(HypervisorConformance.spec(hv, port=port)).pid
+    run_dir = hv.paths.instance_run_dir
+    launcher = fakelaunch.launcher_pid(run_dir)
+    assert pid is not None and launcher is not None
+    os.kill(launcher, signal.SIGKILL)
+    assert conformance.wait_for(lambda: not _process_alive(launcher))
+    hv.reboot_instance("vm1.example.com")  # the VM still answers on its control socket
+    assert hv.get_instance_info("vm1.example.com") is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        assert sock.recv(12) == b"RFB 003.008\n"
+    second = hv.start_instance(HypervisorConformance.spec(hv, name="vm2.example.com")).pid
+    relaunched = fakelaunch.launcher_pid(run_dir)
+    assert relaunched is not None and relaunched != launcher
+    assert second is not None and fakevm.MARKER.encode() in _args(second)
+    assert sorted(hv.list_instances()) == ["vm1.example.com", "vm2.example.com"]
+
+
+def test_launcher_exits_when_idle_or_its_run_dir_is_wiped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fakelaunch, "IDLE_EXIT", 0.3)
+    hv = _fake(tmp_path / "a", orphan_check=0.1)
+    hv.start_instance(HypervisorConformance.spec(hv))
+    launcher = fakelaunch.launcher_pid(hv.paths.instance_run_dir)
+    assert launcher is not None
+    assert conformance.wait_for(lambda: not _process_alive(launcher))
+    assert not os.path.exists(os.path.join(hv.paths.instance_run_dir, fakevm_launcher.PIDFILE))
+    hv.stop_instance("vm1.example.com")
+    wiped = _fake(tmp_path / "b", orphan_check=0.1)
+    pid = wiped.start_instance(HypervisorConformance.spec(wiped)).pid
+    launcher = fakelaunch.launcher_pid(wiped.paths.instance_run_dir)
+    assert pid is not None and launcher is not None
+    shutil.rmtree(wiped.paths.run_dir)
+    assert conformance.wait_for(lambda: not _process_alive(launcher) and not _process_alive(pid))
+
+
+def test_spawns_when_the_launcher_cannot_start(
+    fake_node: Callable[..., FakeHypervisor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fakevm_launcher, "BOOTSTRAP", "import sys; sys.exit(3)")
+    hv = fake_node()
+    pid = hv.start_instance(HypervisorConformance.spec(hv)).pid
+    assert pid is not None and fakelaunch.launcher_pid(hv.paths.instance_run_dir) is None
+    assert vm_processes(hv.paths.instance_run_dir) == {"vm1.example.com": pid}
+    # the failure is remembered: the next start does not try again
+    monkeypatch.setattr(fakelaunch, "run_helper", _no_launcher_start(fakelaunch.run_helper))
+    assert hv.start_instance(HypervisorConformance.spec(hv, name="vm2.example.com")).pid
+
+
+def _no_launcher_start(
+    real: Callable[..., tuple[bytes, bytes]],
+) -> Callable[..., tuple[bytes, bytes]]:
+    def run(cmd: list[str], data: bytes, timeout: float) -> tuple[bytes, bytes]:
+        assert fakevm_launcher.MARKER not in cmd, "launcher start retried"
+        return real(cmd, data, timeout)
+
+    return run
+
+
+def test_spawn_errors_keep_their_wording_through_the_launcher(
+    fake_node: Callable[..., FakeHypervisor],
+) -> None:
+    hv = fake_node()
+    port = free_port()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen(1)
+        spec = HypervisorConformance.spec(hv, port=port, vnc_bind_address="127.0.0.1")
+        with pytest.raises(HypervisorError, match=f"cannot listen on console port {port}"):
+            hv.start_instance(spec)
+    assert fakelaunch.launcher_pid(hv.paths.instance_run_dir) is not None
+
+
+def test_cmdline_bytes_fits_or_refuses() -> None:
+    assert fakevm.cmdline_bytes(["a", "bc"], 8) == b"a\0bc\0\0\0\0"
+    assert fakevm.cmdline_bytes(["a" * 8], 8) is None
