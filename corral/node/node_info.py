@@ -21,10 +21,13 @@ from corral.storage.base import NodeStorageInfo
 
 
 def version(ctx: NodeContext) -> dict[str, Any]:
-    """Protocol and release of this noded, and whether it has joined a cluster."""
-    joined = all(
-        os.path.exists(p) for p in (ctx.paths.ca_cert, ctx.paths.node_cert, ctx.paths.node_key)
-    )
+    """Protocol and release of this noded, and whether it serves as a cluster member.
+
+    ``joined`` reflects the certificate the server presents right now, not the
+    files: after a join the server switches a moment after answering, and a
+    caller waiting for the switch must not be told too early.
+    """
+    joined = ctx.server_joined
     return {
         "protocol": PROTOCOL_VERSION,
         "release": C.RELEASE_VERSION,
