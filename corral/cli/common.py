@@ -151,6 +151,12 @@ def format_error(err: BaseException) -> tuple[int, str]:
     if isinstance(err, errors.JobLost):
         return code, f"Error checking job status: {err}"
     if isinstance(err, errors.NoMasterError):
+        master = _known_master()
+        if master and master != _this_node():
+            return C.EXIT_NOTMASTER, (
+                f"This is not the master node, please connect to node '{master}' and"
+                " rerun the command"
+            )
         return code, (
             "Cannot communicate with the master daemon.\n"
             "Is it running and listening for connections?"
@@ -160,6 +166,23 @@ def format_error(err: BaseException) -> tuple[int, str]:
     if isinstance(err, errors.GenericError):
         return code, f"Unhandled Ganeti error: {err}"
     return code, f"Unhandled exception: {err}"
+
+
+def _known_master() -> str | None:
+    """The master's name from this node's ssconf file, if it has one."""
+    from corral.paths import DEFAULT_PATHS
+
+    try:
+        with open(os.path.join(DEFAULT_PATHS.ssconf_dir, "ssconf_master_node")) as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+def _this_node() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 # --- client and jobs ---------------------------------------------------------------------
