@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """htools benchmark: corral's hail/hbal/hspace (and Ganeti's where they finish) on the corpus.
 
-usage: run.py [--scales 40,400] [--ganeti] [--cap SECONDS] [--out bench/results/htools.md]
+usage: run.py [--scales 40,400] [--ganeti] [--cap SECONDS] [--tools hail,hbal,hspace]
+              [--hbal-length N] [--out FILE]
+
+Example used for the 4000-node rows of bench/results/htools.md:
+``run.py --scales 4000 --tools hail,hbal --hbal-length 50``.
 
 Every run goes through ``/usr/bin/time -f`` (wall seconds, peak RSS) under
 ``timeout``; 4000-node files are regenerated with the reference gen_cluster.py.
@@ -56,6 +60,8 @@ def main() -> int:
     ap.add_argument("--cap", type=float, default=600)
     ap.add_argument("--hbal-length", type=int, default=-1)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--tools", default="hail,hbal,hspace",
+                    help="comma-separated subset (hspace at 4000 nodes takes hours)")  # fmt: skip
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="htools-bench-"))
     rows = []
@@ -81,6 +87,8 @@ def main() -> int:
                            f"--standard-alloc={spec}"],
             }  # fmt: skip
             for tool, targs in tools.items():
+                if tool not in args.tools.split(","):
+                    continue
                 impls = [("corral", str(VENV / ("corral-hail" if tool == "hail" else tool)))]
                 if args.ganeti:
                     impls.append(("ganeti", GANETI[tool]))

@@ -10,10 +10,15 @@ from typing import Any
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hbal", description="corral cluster balancer")
     p.add_argument("-t", "--text-data", metavar="FILE")
-    p.add_argument("-L", "--luxi", nargs="?", const="default", default=None)
-    p.add_argument("-m", "--master", metavar="ADDRESS")
+    p.add_argument("-L", "--luxi", nargs="?", const="default", default=None, metavar="SOCKET",
+                   help="read the live cluster through the local API (default socket: the"
+                   " master's)")  # fmt: skip
+    p.add_argument("-m", "--master", metavar="CLUSTER",
+                   help="read a cluster over RAPI (not supported: corral has no RAPI server"
+                   " yet; use -L or -t)")  # fmt: skip
     p.add_argument("-C", "--print-commands", nargs="?", const="-", default=None)
-    p.add_argument("-X", "--exec", action="store_true", dest="execute")
+    p.add_argument("-X", "--exec", action="store_true", dest="execute",
+                   help="execute the moves as jobs through the local API (needs -L)")  # fmt: skip
     p.add_argument("-p", "--print-nodes", nargs="?", const="", default=None)
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="count", default=0)
@@ -26,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-E", "--evac-mode", action="store_true")
     p.add_argument("-G", "--group", metavar="ID")
     p.add_argument("--ignore-soft-errors", action="store_true")
+    # corral extensions (benchmarking the move search; not in Ganeti's hbal)
+    p.add_argument("--search", choices=("cached", "exhaustive", "legacy"), default="cached",
+                   help=argparse.SUPPRESS)  # fmt: skip
+    p.add_argument("--target-limit", type=int, default=-1, help=argparse.SUPPRESS)
+    p.add_argument("--refresh", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("-V", "--version", action="version", version="hbal (corral) 0.1.0")
     return p
 
@@ -46,13 +56,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: Any) -> int:
+    from corral.cli import htools_live
+    from corral.cli.htools_jobs import PlannedMove, job_sets
     from corral.htools.balance import BalanceOptions, balance
     from corral.htools.loader import common_suffix, select_loader
     from corral.htools.moves import move_code
     from corral.htools.types import HtoolsError
 
-    if args.execute:
-        raise HtoolsError("-X (execute) is not yet supported by corral's hbal")
+    htools_live.register()
     c = select_loader(args.text_data, args.luxi, args.master).load()
     verbose = 1 + args.verbose - args.quiet
     out = sys.stdout
@@ -81,7 +92,8 @@ def _run(args: Any) -> int:
     opts = BalanceOptions(
         max_length=args.max_length, min_gain=args.min_gain, min_gain_limit=args.min_gain_limit,
         disk_moves=not args.no_disk_moves, instance_moves=not args.no_instance_moves,
-        evac_mode=args.evac_mode,
+        evac_mode=args.evac_mode, search=args.search, target_limit=args.target_limit,
+        refresh=args.refresh,
     )  # fmt: skip
     ini = c.score(nodes)
     if verbose > 2:
@@ -98,7 +110,7 @@ def _run(args: Any) -> int:
     nmlen = max((len(_alias(n, suffix)) for n in c.names), default=0)
     imlen = max((len(_alias(i.name, suffix)) for i in c.instances), default=0)
     pmlen = 2 * nmlen + 1
-    cmds: list[tuple[list[int], list[str]]] = []
+    planned: list[PlannedMove] = []
 
     def on_step(st: Any, pos: int) -> None:
         inst = c.instances[st.inst]
@@ -109,23 +121,26 @@ def _run(args: Any) -> int:
         ostr = nm(st.old[0]) + (":" + nm(st.old[1]) if st.old[1] >= 0 else "")
         nstr = nm(st.new[0]) + (":" + nm(st.new[1]) if st.new[1] >= 0 else "")
         tname = nm(st.target) if st.target >= 0 else ""
-        code, steps = move_code(st.move, tname)
+        code, _ = move_code(st.move, tname)
         iname = _alias(inst.name, suffix)
         out.write(
             f"  {pos:3d}. {iname:<{imlen}} {ostr:<{pmlen}} => {nstr:<{pmlen}} "
             f"{st.score:12.8f} a={code}\n"
         )
         out.flush()
-        lines = []
-        for kind, node in steps:
-            if kind == "mig":
-                lines.append(f"gnt-instance migrate -f {iname}")
-            elif kind == "rep":
-                lines.append(f"gnt-instance replace-disks -n {node} {iname}")
-            else:
-                lines.append(f"gnt-instance migrate -f -n {node} {iname}")
         touched = sorted({x for x in (*st.old, *st.new) if x >= 0})
-        cmds.append((touched, lines))
+        planned.append(
+            PlannedMove(
+                instance=inst.name,
+                move=st.move,
+                target=c.names[st.target] if st.target >= 0 else "",
+                nodes=touched,
+                alias=iname,
+                target_alias=tname,
+                forthcoming=inst.forthcoming,
+                running=inst.status in ("running", "ERROR_up"),
+            )
+        )
 
     _, fin, steps = balance(c, gidx, opts, on_step)
     if not steps:
@@ -133,29 +148,37 @@ def _run(args: Any) -> int:
     else:
         out.write(f"Cluster score improved from {ini:.8f} to {fin:.8f}\n")
     out.write(f"Solution length={len(steps)}\n")
+    sets = job_sets(planned)
     if args.print_commands is not None:
-        _print_commands(cmds, args.print_commands)
+        _print_commands(sets, args.print_commands)
+    if args.execute and planned:
+        _execute(args, sets)
     return 0
 
 
-def _print_commands(cmds: list[tuple[list[int], list[str]]], dest: str) -> None:
-    jobsets: list[list[list[str]]] = []
-    buf: set[int] = set()
-    for nodes, lines in cmds:
-        if jobsets and not buf & set(nodes):
-            jobsets[-1].append(lines)
-            buf |= set(nodes)
-        else:
-            jobsets.append([lines])
-            buf = set(nodes)
-    text = []
-    for js_no, js in enumerate(jobsets, 1):
-        text.append("  ")
-        text.append(f"  echo jobset {js_no}, {len(js)} jobs")
-        for j_no, lines in enumerate(js, 1):
-            text.append(f"    echo job {js_no}/{j_no}")
-            text.extend(f"    {ln}" for ln in lines)
-    body = "\n".join(text) + "\n"
+def _execute(args: Any, sets: Any) -> None:
+    """-X: Ganeti refuses it without -L ("possible only on LUXI")."""
+    from corral.cli.htools_jobs import execute_job_sets
+    from corral.cli.htools_live import DEFAULT_SOCKET
+    from corral.htools.types import HtoolsError
+
+    if args.luxi is None:
+        raise HtoolsError("hbal: Execution of commands possible only on LUXI")
+    from corral.api.client import Client
+
+    sys.stdout.flush()
+    socket = None if args.luxi == DEFAULT_SOCKET else args.luxi
+    with Client(socket) as client:
+        try:
+            execute_job_sets(sets, client)
+        except HtoolsError as err:
+            raise HtoolsError(f"hbal: {err}") from None
+
+
+def _print_commands(sets: Any, dest: str) -> None:
+    from corral.cli.htools_jobs import format_commands
+
+    body = format_commands(sets)
     if dest == "-":
         sys.stdout.write("\nCommands to run to reach the above solution:\n" + body)
     else:

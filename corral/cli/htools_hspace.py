@@ -10,8 +10,12 @@ from typing import Any
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hspace", description="corral capacity planning")
     p.add_argument("-t", "--text-data", metavar="FILE")
-    p.add_argument("-L", "--luxi", nargs="?", const="default", default=None)
-    p.add_argument("-m", "--master", metavar="ADDRESS")
+    p.add_argument("-L", "--luxi", nargs="?", const="default", default=None, metavar="SOCKET",
+                   help="read the live cluster through the local API (default socket: the"
+                   " master's)")  # fmt: skip
+    p.add_argument("-m", "--master", metavar="CLUSTER",
+                   help="read a cluster over RAPI (not supported: corral has no RAPI server"
+                   " yet; use -L or -t)")  # fmt: skip
     p.add_argument("--standard-alloc", metavar="DISK,RAM,CPU")
     p.add_argument("--tiered-alloc", metavar="DISK,RAM,CPU")
     p.add_argument("--disk-template", metavar="TEMPLATE")
@@ -50,10 +54,12 @@ def _spec(text: str, base: Any) -> Any:
 
 
 def _run(args: Any) -> int:
+    from corral.cli import htools_live
     from corral.htools.capacity import standard_alloc, tiered_alloc
     from corral.htools.loader import select_loader
     from corral.htools.types import DISK_TEMPLATES, HtoolsError
 
+    htools_live.register()
     c = select_loader(args.text_data, args.luxi, args.master).load()
     pol = c.ipolicy
     template = args.disk_template or (pol.disk_templates[0] if pol.disk_templates else "drbd")

@@ -11,7 +11,10 @@ Pure computation (no RPC, no config store). Modules, imported lazily by callers:
 * `iallocator`-- `run_request(request) -> {success, info, result}` (hail)
 * `allocate`  -- placement search and the global N+1 capacity check
 * `moves`     -- instance moves (failover, replace-*), as Ganeti applies them
-* `balance`   -- hbal's greedy balancing, batched candidate scoring
+* `balance`   -- hbal's greedy balancing (entry point; generic per-step search)
+* `search`    -- fast move scoring: per-instance parts + pairwise target parts
+* `candidates`-- cached best moves per instance (rescored from deltas), peer table
+* `greedy`    -- hbal's loop over the cached search (exhaustive on small groups)
 * `capacity`  -- hspace's standard and tiered allocation
 * `loader`    -- data sources for the CLIs (-t now; -L/-m pluggable later)
 """

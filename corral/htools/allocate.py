@@ -35,6 +35,8 @@ from corral.htools.types import FAIL_NAMES, FailMode, Instance
 
 NDArray = np.ndarray[Any, Any]
 CHUNK = 256
+# pairs the last `pair_scores` call rejected in its exact peer re-check
+_PEER_FAILS = [0]
 
 
 @dataclasses.dataclass
@@ -70,6 +72,13 @@ class GroupSolution:
         )
 
 
+def _any_loc(c: Cluster, nodes: NDArray) -> bool:
+    """Whether any of ``nodes`` has location tags (cheap when none has)."""
+    if not any(c.loc_tags):
+        return False
+    return any(c.loc_tags[int(n)] for n in nodes)
+
+
 def _pri_metrics(
     c: Cluster, nodes: NDArray, inst: Instance, strict: bool
 ) -> tuple[NDArray, NDArray]:
@@ -79,7 +88,7 @@ def _pri_metrics(
         new["conflicts"] = new["conflicts"] + np.array(
             [sum(1 for t in inst.excl_tags if t in c.ptags[int(n)]) for n in nodes]
         )
-    if not inst.forthcoming and (inst.desired_locations or any(c.loc_tags[int(n)] for n in nodes)):
+    if not inst.forthcoming and (inst.desired_locations or _any_loc(c, nodes)):
         new["locscore"] = new["locscore"] + np.array(
             [
                 len(inst.desired_locations) - len(inst.desired_locations & c.loc_tags[int(n)])
@@ -162,11 +171,17 @@ def pair_scores(
         else:
             pair_cls.append(j)
     row += const
-    mat = np.empty((k, k))
-    for lo in range(0, k, CHUNK):
-        hi = min(k, lo + CHUNK)
-        mat[lo:hi] = _pair_block(st, a1[:, lo:hi], a2[:, lo:hi], b1, b2, pair_cls, row[lo:hi], col)
-    if any(c.loc_tags[int(n)] for n in cand):
+    mat = np.full((k, k), np.inf)
+    rows_ok = np.flatnonzero(fp == 0)
+    cols_ok = np.flatnonzero(fs == 0)
+    if len(cols_ok):
+        b1c, b2c, colc = b1[:, cols_ok], b2[:, cols_ok], col[cols_ok]
+        for lo in range(0, len(rows_ok), CHUNK):
+            rr = rows_ok[lo : lo + CHUNK]
+            blk = _pair_block(st, a1[:, rr], a2[:, rr], b1c, b2c, pair_cls, row[rr], colc)
+            mat[np.ix_(rr, cols_ok)] = blk
+    has_loc = _any_loc(c, cand)
+    if has_loc:
         loc = np.array(
             [[len(c.loc_tags[int(p)] & c.loc_tags[int(s)]) for s in cand] for p in cand],
             dtype=float,
@@ -176,25 +191,67 @@ def pair_scores(
     mat[:, fs != 0] = np.inf
     np.fill_diagonal(mat, np.inf)
     # exact re-scoring of pairs where the secondary already reserves memory for p
-    pos = {int(n): i for i, n in enumerate(cand)}
-    for js, s in enumerate(cand):
-        for pdx, val in c.peers[int(s)].items():
-            ip = pos.get(pdx)
-            if ip is None or val <= 0 or ip == js:
-                continue
-            if fp[ip] != 0:
-                continue
-            msx, fsx = _sec_metrics(c, cand[js : js + 1], inst, np.array([val]), strict)
-            if fsx[0] != 0:
-                mat[ip, js] = np.inf
-                continue
-            d1 = a1[:, ip] + (msx[:, 0] - m0[:, js])
-            d2 = a2[:, ip] + (msx[:, 0] ** 2 - m0[:, js] ** 2)
-            sc = score.score_many(st, d1[:, None], d2[:, None])[0]
-            if any(c.loc_tags[int(n)] for n in cand):
-                sc += score.WEIGHTS[17] * len(c.loc_tags[pdx] & c.loc_tags[int(s)])
-            mat[ip, js] = sc
+    ips, jss, vals = _peer_pairs(c, cand, fp)
+    if len(ips):
+        ipa, jsa = ips, jss
+        msx, fsx = _sec_metrics(c, cand[jsa], inst, vals, strict)
+        d1 = a1[:, ipa] + (msx - m0[:, jsa])
+        d2 = a2[:, ipa] + (msx**2 - m0[:, jsa] ** 2)
+        sc = score.score_many(st, d1, d2)
+        if has_loc:
+            sc = sc + score.WEIGHTS[17] * loc[ipa, jsa]
+        mat[ipa, jsa] = np.where(fsx != 0, np.inf, sc)
+        _PEER_FAILS[0] = int(((fsx != 0) & (fs[jsa] == 0)).sum())
+    else:
+        _PEER_FAILS[0] = 0
     return mat, fp, fs
+
+
+def _peer_pairs(c: Cluster, cand: NDArray, fp: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """(primary, secondary) positions in ``cand`` whose secondary already reserves
+    memory for that primary (and the amount), for primaries that are valid."""
+    xs, ps, va = c.peer_entries()
+    posarr = np.full(c.n_nodes, -1, dtype=np.int64)
+    posarr[cand] = np.arange(len(cand))
+    jsv, ipv = posarr[xs], posarr[ps]
+    keep = (jsv >= 0) & (ipv >= 0) & (va > 0) & (ipv != jsv)
+    keep[keep] &= fp[ipv[keep]] == 0
+    return ipv[keep], jsv[keep], va[keep]
+
+
+def fit_counts(c: Cluster, inst: Instance, gidx: int, req_nodes: int,
+               strict: bool = True) -> tuple[bool, Counter[FailMode]]:  # fmt: skip
+    """Whether ``inst`` fits somewhere in the group, and the failure counts.
+
+    Same feasibility and counts as `alloc_in_group` (without a capacity
+    check), but nothing is scored: used by hspace's shrink search, which only
+    needs to know whether a size fits and why not.
+    """
+    cand = c.online_in_group(gidx)
+    k = len(cand)
+    cnt: Counter[FailMode] = Counter()
+    if k < req_nodes or k == 0:
+        return False, cnt
+    pol = inst_matches_policy(inst, c.groups[gidx].ipolicy)
+    if pol != FailMode.OK:
+        cnt[pol] += k * (k - 1) if req_nodes == 2 else k
+        return False, cnt
+    _, fp = _pri_metrics(c, cand, inst, strict)
+    if req_nodes != 2:
+        for code in np.unique(fp[fp != 0]):
+            cnt[FailMode(int(code))] += int((fp == code).sum())
+        return bool((fp == 0).any()), cnt
+    _, fs = _sec_metrics(c, cand, inst, np.zeros(k, dtype=np.int64), strict)
+    ips, jss, vals = _peer_pairs(c, cand, fp)
+    bad = 0
+    if len(ips):
+        _, fsx = _sec_metrics(c, cand[jss], inst, vals, strict)
+        bad = int(((fsx != 0) & (fs[jss] == 0)).sum())
+    _PEER_FAILS[0] = bad
+    cnt = _pair_failures(fp, fs, np.zeros((0, 0)))
+    okp, oks = fp == 0, fs == 0
+    good = int(okp.sum()) * int(oks.sum()) - int((okp & oks).sum()) - bad
+    return good > 0, cnt
 
 
 def single_scores(
@@ -219,10 +276,9 @@ def _pair_failures(fp: NDArray, fs: NDArray, mat: NDArray) -> Counter[FailMode]:
         nbad = int((fs == code).sum())
         both = int(((fs == code) & okp).sum())
         cnt[FailMode(int(code))] += int(okp.sum()) * nbad - both
-    # pairs invalidated by the exact peer re-check
-    extra = int((~np.isfinite(mat[np.ix_(okp, fs == 0)])).sum()) - int((okp & (fs == 0)).sum())
-    if extra > 0:
-        cnt[FailMode.FailMem] += extra
+    # pairs invalidated by the exact peer re-check (counted by `pair_scores`)
+    if _PEER_FAILS[0] > 0:
+        cnt[FailMode.FailMem] += _PEER_FAILS[0]
     return cnt
 
 
@@ -281,6 +337,12 @@ def can_evacuate(c: Cluster, n: int, escape: NDArray) -> bool:
 def redundant(c: Cluster, gidx: int) -> bool:
     """Ganeti's global N+1 redundancy of one group (every node may fail)."""
     escape = c.online_in_group(gidx)
+    if c.nodes["excl"][escape].any():
+        return _redundant_slow(c, escape)
+    return _redundant_fast(c, escape)
+
+
+def _redundant_slow(c: Cluster, escape: NDArray) -> bool:
     for n in escape:
         if not c.plist[int(n)]:
             continue
@@ -289,6 +351,71 @@ def redundant(c: Cluster, gidx: int) -> bool:
         c.rollback()
         if not ok:
             return False
+    return True
+
+
+def _redundant_fast(c: Cluster, escape: NDArray) -> bool:
+    """`can_evacuate` for every node as plain arithmetic (no exclusive storage).
+
+    Only the hard limits matter (forced additions): a node taking over an
+    instance as primary must keep unallocated memory and free disk above 0; a
+    node taking a secondary (the failed node, getting its disks back as the
+    secondary) must keep free disk above 0. Same decisions as `can_evacuate`,
+    without going through the cluster's bookkeeping.
+    """
+    v = c.nodes
+    free0 = nodeops.unallocated(v)
+    fdsk0 = v["fdsk"]
+    insts = c.instances
+    efree = free0[escape].astype(np.int64)
+    edsk = fdsk0[escape].astype(np.int64)
+    epos = {int(x): j for j, x in enumerate(escape)}
+    for n in escape:
+        n = int(n)
+        pl = c.plist[n]
+        if not pl:
+            continue
+        free: dict[int, int] = {}
+        fdsk: dict[int, int] = {}
+        others: list[Instance] = []
+        for i in pl:
+            inst = insts[i]
+            if inst.disk_template != "drbd":
+                others.append(inst)
+                continue
+            s = inst.snode
+            if s < 0:
+                return False
+            mem = inst.mem if inst.uses_memory else 0
+            fs = free.get(s, int(free0[s])) - mem
+            free[s] = fs
+            if fs <= 0 or fdsk.get(s, int(fdsk0[s])) <= 0:
+                return False
+            # the failed node keeps the disks, now as the secondary
+            if fdsk.get(n, int(fdsk0[n])) <= 0:
+                return False
+        if not others:
+            continue
+        if len(escape) < 2:
+            return False
+        tfree = efree.copy()
+        tdsk = edsk.copy()
+        for t, val in free.items():
+            j = epos.get(t)
+            if j is not None:
+                tfree[j] = val
+        allowed = np.ones(len(escape), dtype=bool)
+        allowed[epos[n]] = False
+        others.sort(key=lambda i: -i.mem)
+        for inst in others:
+            mem = inst.mem if inst.uses_memory else 0
+            dsk = inst.dsk if inst.uses_local_storage else 0
+            ok = allowed & (tfree - mem > 0) & (tdsk - dsk > 0)
+            if not ok.any():
+                return False
+            j = int(np.argmax(np.where(ok, tfree - mem, np.iinfo(np.int64).min)))
+            tfree[j] -= mem
+            tdsk[j] -= dsk
     return True
 
 
@@ -302,18 +429,40 @@ def _passes_capacity(c: Cluster, inst: Instance, nodes: list[int], gidx: int) ->
 
 
 def _ordered(mat: NDArray, first: int = 32) -> Any:
-    """Yield flat indices of finite entries, best first (lazily sorted)."""
-    flat = mat.ravel()
-    nfin = int(np.isfinite(flat).sum())
-    if nfin == 0:
+    """Yield flat indices of finite entries, best first (lazily sorted).
+
+    The first ``first`` come from the ``first`` rows with the smallest minima
+    (every one of the matrix's ``first`` best entries lies in such a row), so a
+    4000 x 4000 matrix is not sorted unless many candidates get rejected.
+    """
+    if mat.ndim == 1 or mat.shape[0] <= first:
+        flat = mat.ravel()
+        fin = np.flatnonzero(np.isfinite(flat))
+        yield from (int(x) for x in fin[np.argsort(flat[fin], kind="stable")])
         return
-    m = min(first, nfin)
-    part = np.argpartition(flat, m - 1)[:m]
-    part = part[np.argsort(flat[part], kind="stable")]
-    yield from (int(x) for x in part)
-    if nfin > m:
-        rest = np.argsort(flat, kind="stable")[m:nfin]
-        yield from (int(x) for x in rest)
+    k = mat.shape[1]
+    rmin = mat.min(axis=1)
+    rows = np.flatnonzero(np.isfinite(rmin))
+    if len(rows) == 0:
+        return
+    if len(rows) > first:
+        rows = rows[np.argpartition(rmin[rows], first - 1)[:first]]
+    rows = np.sort(rows)
+    sub = mat[rows]
+    fl = sub.ravel()
+    m = min(first, int(np.isfinite(fl).sum()))
+    part = np.argpartition(fl, m - 1)[:m]
+    # stable order by (value, flat index) like a full stable sort would give
+    cand = rows[part // k] * k + part % k
+    order = np.lexsort((cand, fl[part]))
+    head = [int(x) for x in cand[order]]
+    yield from head
+    seen = set(head)
+    flat = mat.ravel()
+    fin = np.flatnonzero(np.isfinite(flat))
+    for x in fin[np.argsort(flat[fin], kind="stable")]:
+        if int(x) not in seen:
+            yield int(x)
 
 
 def alloc_in_group(

@@ -41,6 +41,25 @@ class BalanceOptions:
     instance_moves: bool = True
     evac_mode: bool = False
     epsilon: float = 1e-9
+    # "cached" (default), "exhaustive" (same scorer, every pair every step) or
+    # "legacy" (the generic per-step search, used anyway where "cached" cannot be)
+    search: str = "cached"
+    # prune full evaluations to about this many targets; 0 = all, -1 = automatic
+    target_limit: int = -1
+    # cached search: evaluate everything again every this many moves (0 = never).
+    # 10 made office-400 end exactly where exhaustive search ends, but costs 2.5x
+    # the time and did not help on dc-400 (bench/results/htools.md)
+    refresh: int = 0
+
+    def effective_target_limit(self, n_targets: int) -> int:
+        if self.target_limit >= 0:
+            return self.target_limit
+        return AUTO_TARGETS if n_targets > AUTO_PRUNE_ABOVE else 0
+
+
+AUTO_PRUNE_ABOVE = 1000
+AUTO_TARGETS = 256
+EXHAUSTIVE_PAIRS = 50_000
 
 
 @dataclasses.dataclass
@@ -205,6 +224,18 @@ def balance(
 ) -> tuple[float, float, list[Step]]:
     """Run hbal's loop on one group; returns (initial score, final score, steps)."""
     nodes = c.group_nodes(gidx)
+    if opts.search != "legacy":
+        from corral.htools.greedy import balance_cached
+        from corral.htools.search import lean_supported
+
+        insts = movable_instances(c, gidx, opts)
+        if insts and lean_supported(c, insts, nodes):
+            ntg = len(c.online_in_group(gidx))
+            limit = opts.effective_target_limit(ntg)
+            # small groups: evaluating every pair every step is cheap and exact
+            exhaustive = opts.search == "exhaustive" or len(insts) * ntg <= EXHAUSTIVE_PAIRS
+            return balance_cached(c, gidx, insts, opts, on_step,
+                                  exhaustive=exhaustive, target_limit=limit)  # fmt: skip
     ini = c.score(nodes)
     cur = ini
     steps: list[Step] = []

@@ -21,7 +21,7 @@ import dataclasses
 from collections import Counter
 
 from corral.htools import nodeops
-from corral.htools.allocate import alloc_multi_group, place_new
+from corral.htools.allocate import alloc_multi_group, fit_counts, place_new
 from corral.htools.cluster import Cluster
 from corral.htools.types import FailMode, Instance, ISpec
 
@@ -81,36 +81,119 @@ def standard_alloc(c: Cluster, spec: ISpec, template: str, limit: int = -1) -> A
     return _alloc_loop(c.copy(), spec, template, limit, 0)
 
 
+def _ganeti_order(cnt: Counter[FailMode]) -> list[FailMode]:
+    """Failure modes by count ascending, ties in enum order (Ganeti's stable sort)."""
+    modes = [FailMode(m) for m in range(1, len(FailMode))]
+    return sorted(modes, key=lambda m: cnt.get(m, 0))
+
+
+def _shrink(c: Cluster, spec: ISpec, mode: FailMode, jump: bool) -> ISpec | None:
+    """``Instance.shrinkByType`` (one unit), optionally jumping over sizes no node fits.
+
+    The jump is exact for Ganeti's results: a size above the bound fails on
+    every node with the same failure counts, so Ganeti's unit steps through
+    that range change nothing but the time spent.
+    """
+    v = c.nodes
+    on = ~v["offline"]
+    if mode == FailMode.FailMem:
+        bound = int((nodeops.unallocated(v)[on] - v["rmem"][on]).max()) - 1 if on.any() else 0
+        mem = _step_down(spec.memory, UNIT_MEM, bound) if jump else spec.memory - UNIT_MEM
+        return None if mem < UNIT_MEM else dataclasses.replace(spec, memory=mem)
+    if mode == FailMode.FailDisk:
+        bound = int(v["fdsk"][on].max()) - 1 if on.any() else 0
+        dsk = _step_down(spec.disk, UNIT_DSK, bound) if jump else spec.disk - UNIT_DSK
+        return None if dsk < UNIT_DSK else dataclasses.replace(spec, disk=dsk)
+    if mode == FailMode.FailCPU:
+        cpu = spec.cpu - UNIT_CPU
+        return None if cpu < UNIT_CPU else dataclasses.replace(spec, cpu=cpu)
+    return None
+
+
+def _try_once(c: Cluster, spec: ISpec, template: str, n: int) -> tuple[bool, Counter[FailMode]]:
+    """One allocation attempt (nothing placed): success and failure counts."""
+    req = 2 if template == "drbd" else 1
+    inst = _mk(spec, template, n)
+    cnt: Counter[FailMode] = Counter()
+    ok = False
+    for g, grp in enumerate(c.groups):
+        if grp.alloc_policy == "unallocable":
+            continue
+        fits, gc = fit_counts(c, inst, g, req)
+        ok = ok or fits
+        cnt.update(gc)
+    return ok, cnt
+
+
+def _suffices_shrinking(c: Cluster, spec: ISpec, mode: FailMode, template: str, n: int,
+                        cnt: Counter[FailMode]) -> ISpec | None:  # fmt: skip
+    """Ganeti's ``sufficesShrinking``: shrink by ``mode`` while it keeps failing for it."""
+    cur: ISpec | None = spec
+    ok, fails = False, cnt
+    while cur is not None:
+        if ok:
+            return cur
+        if fails.get(mode, 0) == 0:
+            return None
+        cur = _shrink(c, cur, mode, jump=True)
+        if cur is not None:
+            ok, fails = _try_once(c, cur, template, n)
+    return None
+
+
 def tiered_alloc(
     c: Cluster, spec: ISpec, minspec: ISpec, template: str, limit: int = -1
 ) -> AllocRun:
+    """Ganeti's ``tieredAlloc``: allocate, shrink the most frequent failure, repeat.
+
+    After a spec stops fitting, it is shrunk one unit along its most frequent
+    failure (ties: the later failure mode) and allocation goes on; when a whole
+    chain of such shrinks places nothing, the "big steps" of each level of the
+    chain are tried, deepest first: shrink along one failure mode (most
+    frequent first) until an allocation succeeds. ``minspec`` is not a stop
+    condition (Ganeti shrinks down to one unit; the policy check rejects
+    smaller instances with the matching failure mode).
+    """
+    del minspec
     cc = c.copy()
     placed: list[Instance] = []
     cnt: Counter[FailMode] = Counter()
     reason = FailMode.OK
-    cur = spec
-    while limit < 0 or len(placed) < limit:
-        run = _alloc_loop(cc, cur, template, -1 if limit < 0 else limit - len(placed), len(placed))
+
+    def remaining() -> int:
+        return -1 if limit < 0 else limit - len(placed)
+
+    cur: ISpec | None = spec
+    while cur is not None and remaining() != 0:
+        run = _alloc_loop(cc, cur, template, remaining(), len(placed))
         placed.extend(run.placed)
         cnt, reason = run.fail_counts, run.fail_reason
         if reason == FailMode.OK:
             break
-        # Shrink by Ganeti's unit steps, skipping the sizes no node could take
-        # (the bound is a necessary condition, so the result is the same).
-        v = cc.nodes
-        on = ~v["offline"]
-        if not on.any():
+        # one-unit chain along the most frequent failure
+        chain: list[tuple[ISpec, Counter[FailMode]]] = [(cur, cnt)]
+        nxt: ISpec | None = None
+        s, e = cur, cnt
+        while True:
+            s2 = _shrink(cc, s, _ganeti_order(e)[-1], jump=True)
+            if s2 is None:
+                break
+            ok, e2 = _try_once(cc, s2, template, len(placed))
+            if ok:
+                nxt = s2
+                break
+            chain.append((s2, e2))
+            s, e = s2, e2
+        if nxt is None:
+            for s, e in reversed(chain):
+                for mode in reversed(_ganeti_order(e)):
+                    nxt = _suffices_shrinking(cc, s, mode, template, len(placed), e)
+                    if nxt is not None:
+                        break
+                if nxt is not None:
+                    break
+        if nxt is None:
+            cnt, reason = chain[-1][1], _most_likely(chain[-1][1])
             break
-        if reason == FailMode.FailMem:
-            bound = int((nodeops.unallocated(v)[on] - v["rmem"][on]).max()) - 1
-            cur = dataclasses.replace(cur, memory=_step_down(cur.memory, UNIT_MEM, bound))
-        elif reason == FailMode.FailDisk:
-            bound = int(v["fdsk"][on].max()) - 1
-            cur = dataclasses.replace(cur, disk=_step_down(cur.disk, UNIT_DSK, bound))
-        elif reason == FailMode.FailCPU:
-            cur = dataclasses.replace(cur, cpu=cur.cpu - UNIT_CPU)
-        else:
-            break
-        if cur.memory < minspec.memory or cur.disk < minspec.disk or cur.cpu < minspec.cpu:
-            break
+        cur = nxt
     return AllocRun(placed, reason, cnt, cc)

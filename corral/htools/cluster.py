@@ -35,6 +35,8 @@ from corral.htools.types import (
 
 NDArray = np.ndarray[Any, Any]
 
+_EMPTY_ROW = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
 EXTAGS_PREFIX = "htools:iextags:"
 LOCATION_PREFIX = "htools:nlocation:"
 DESIRED_LOCATION_PREFIX = "htools:desiredlocation:"
@@ -89,6 +91,9 @@ class Cluster:
         self.static_node_mem: int | None = None
         self.min_disk_ratio = 0.0
         self._journals: list[dict[Any, Any]] = []
+        self._pm_rows: list[tuple[NDArray, NDArray]] | None = None
+        self._pm_dirty: set[int] = set()
+        self._pm_nz: tuple[NDArray, NDArray, NDArray] | None = None
 
     # -- building --------------------------------------------------------------
     def add_group(self, group: Group) -> int:
@@ -366,6 +371,7 @@ class Cluster:
                 self.plist[n], self.slist[n] = pl, sl
                 self.plist_f[n], self.slist_f[n] = plf, slf
                 self.peers[n], self.ptags[n], self.imap[n] = peers, ptags, imap
+                self._pm_dirty.add(n)
             else:
                 inst = self.instances[key[1]]
                 inst.pnode, inst.snode, inst.location_score = val
@@ -387,11 +393,14 @@ class Cluster:
         ix = np.atleast_1d(np.asarray(idx, dtype=np.int64))
         for n in ix:
             self._touch(int(n))
+            self._pm_dirty.add(int(n))
         for k, a in self.nodes.items():
             a[ix] = v[k]
 
     def map_value(self, nodes: NDArray | None = None) -> float:
         """Location-exclusion map statistic over the online nodes given."""
+        if not any(self.imap):
+            return 0.0
         total: dict[tuple[str, str], int] = {}
         idx = range(self.n_nodes) if nodes is None else nodes
         for i in idx:
@@ -419,6 +428,39 @@ class Cluster:
         return score.Stats(m, ~off, self.map_value(nodes))
 
     # -- peer helpers ------------------------------------------------------------
+    def peer_entries(self) -> tuple[NDArray, NDArray, NDArray]:
+        """Peer entries as arrays (secondary node, primary node, memory), cached.
+
+        Kept per node and rebuilt only for the nodes changed since the last call
+        (hspace asks after every placement, hail once).
+        """
+        n = self.n_nodes
+        if self._pm_rows is None or len(self._pm_rows) != n:
+            self._pm_rows = [_EMPTY_ROW] * n
+            self._pm_dirty = set(range(n))
+        elif not self._pm_dirty and self._pm_nz is not None:
+            return self._pm_nz
+        rows = self._pm_rows
+        for i in self._pm_dirty:
+            d = self.peers[i]
+            if d:
+                rows[i] = (
+                    np.fromiter(d.keys(), dtype=np.int64, count=len(d)),
+                    np.fromiter(d.values(), dtype=np.int64, count=len(d)),
+                )
+            else:
+                rows[i] = _EMPTY_ROW
+        self._pm_dirty = set()
+        lens = np.fromiter((len(r[0]) for r in rows), dtype=np.int64, count=n)
+        xs = np.repeat(np.arange(n, dtype=np.int64), lens)
+        if len(xs):
+            ps = np.concatenate([r[0] for r in rows])
+            vs = np.concatenate([r[1] for r in rows])
+        else:
+            ps = vs = np.zeros(0, dtype=np.int64)
+        self._pm_nz = (xs, ps, vs)
+        return self._pm_nz
+
     def peer_of(self, nodes: NDArray, pnode: int) -> NDArray:
         return np.array([self.peers[int(i)].get(pnode, 0) for i in nodes], dtype=np.int64)
 
@@ -529,6 +571,9 @@ class Cluster:
         c.inst_index = dict(self.inst_index)
         c.warnings = list(self.warnings)
         c._journals = []
+        c._pm_rows = None if self._pm_rows is None else list(self._pm_rows)
+        c._pm_dirty = set(self._pm_dirty)
+        c._pm_nz = self._pm_nz
         return c
 
     def group_nodes(self, gidx: int) -> NDArray:

@@ -55,6 +55,10 @@ def _get(d: Any, key: str, what: str, typ: type | tuple[type, ...] = object) -> 
 
 
 def _num(d: Any, key: str, what: str, integer: bool = True, default: Any = None) -> Any:
+    if type(d) is dict:  # fast path for the common, valid case
+        val = d.get(key)
+        if type(val) is int and 0 <= val <= 2**52:
+            return val
     if default is not None and isinstance(d, dict) and key not in d:
         return default
     val = _get(d, key, what)

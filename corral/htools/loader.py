@@ -9,6 +9,7 @@ layer provides the transport; htools itself stays pure computation).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from corral.htools.cluster import Cluster
@@ -50,15 +51,24 @@ class UnsupportedLoader:
         raise HtoolsError(f"{self.what} is not yet supported by corral's htools; use -t FILE")
 
 
-LIVE_LOADERS: dict[str, type] = {}
+LIVE_LOADERS: dict[str, Callable[[str], Loader]] = {}
+"""Live data sources, registered by the layer that owns the transport.
+
+Keys: ``"luxi"`` (``-L [SOCKET]``) and ``"rapi"`` (``-m CLUSTER``). Each value
+is called with the option's argument (for a bare ``-L`` the string
+``"default"``, meaning the master socket) and returns a `Loader`; a source
+without a registered factory answers "not yet supported".
+"""
 
 
 def select_loader(text: str | None, luxi: str | None, rapi: str | None) -> Loader:
     """The loader for hbal/hspace's data options (-t, -L, -m)."""
     if luxi is not None:
-        return LIVE_LOADERS.get("luxi", UnsupportedLoader)("-L (local API)")  # type: ignore[no-any-return]
+        factory = LIVE_LOADERS.get("luxi")
+        return factory(luxi) if factory is not None else UnsupportedLoader("-L (local API)")
     if rapi is not None:
-        return LIVE_LOADERS.get("rapi", UnsupportedLoader)("-m (RAPI)")  # type: ignore[no-any-return]
+        factory = LIVE_LOADERS.get("rapi")
+        return factory(rapi) if factory is not None else UnsupportedLoader("-m (RAPI)")
     if text is None:
         raise HtoolsError("No cluster data source given; use -t FILE")
     return TextLoader(text)

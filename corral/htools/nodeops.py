@@ -142,28 +142,26 @@ def add_pri(
     """Place ``inst`` as primary on every node of the view (``Node.addPriEx``)."""
     new = dict(v)
     uses_disk = inst.uses_local_storage
-    online_inst = inst.not_offline
     new["fmem_f"] = v["fmem_f"] - inst.mem
     if uses_disk:
         new["fdsk_f"] = v["fdsk_f"] - inst.dsk
     new["fsp_f"] = _free_spindles(v, "fsp_f", inst, True)
     new["isp_f"] = _spindle_use(v, "isp_f", inst, True)
-    if online_inst:
-        new["ucpu_f"] = v["ucpu_f"] + inst.vcpus
+    # flags may be per-instance bool arrays (batched search), hence arithmetic
+    vcpus = inst.vcpus * inst.not_offline
+    new["ucpu_f"] = v["ucpu_f"] + vcpus
     n = len(v["tmem"])
     if inst.forthcoming:
         fail = _forth_pri_violation(v, new, inst) if strict else np.zeros(n, dtype=np.int8)
         return new, fail
-    if inst.uses_memory:
-        new["imem"] = v["imem"] + inst.mem
+    new["imem"] = v["imem"] + inst.mem * inst.uses_memory
     free = unallocated(new)
     new["failn1"] = free <= v["rmem"]
     if uses_disk:
         new["fdsk"] = v["fdsk"] - inst.dsk
     new["fsp"] = _free_spindles(v, "fsp", inst, True)
     new["isp"] = _spindle_use(v, "isp", inst, True)
-    if online_inst:
-        new["ucpu"] = v["ucpu"] + inst.vcpus
+    new["ucpu"] = v["ucpu"] + vcpus
     new["lc"] = v["lc"] + inst.util[0]
     new["lm"] = v["lm"] + inst.util[1]
     new["ld"] = v["ld"] + inst.util[2]
@@ -195,7 +193,7 @@ def add_sec(
     """Place ``inst`` as secondary (``Node.addSecExEx``); ``peer_p`` = peers[pnode]."""
     new = dict(v)
     n = len(v["tmem"])
-    secmem = inst.mem if inst.uses_sec_mem else 0
+    secmem = inst.mem * inst.uses_sec_mem
     new["fdsk_f"] = v["fdsk_f"] - inst.dsk
     new["fsp_f"] = _free_spindles(v, "fsp_f", inst, True)
     new["isp_f"] = _spindle_use(v, "isp_f", inst, True)
@@ -250,19 +248,17 @@ def remove_pri(v: View, inst: Any) -> View:
         new["fdsk_f"] = v["fdsk_f"] + inst.dsk
     new["fsp_f"] = _free_spindles(v, "fsp_f", inst, False)
     new["isp_f"] = _spindle_use(v, "isp_f", inst, False)
-    if inst.not_offline:
-        new["ucpu_f"] = v["ucpu_f"] - inst.vcpus
+    vcpus = inst.vcpus * inst.not_offline
+    new["ucpu_f"] = v["ucpu_f"] - vcpus
     if inst.forthcoming:
         return new
-    if inst.uses_memory:
-        new["imem"] = v["imem"] - inst.mem
+    new["imem"] = v["imem"] - inst.mem * inst.uses_memory
     new["failn1"] = unallocated(new) <= v["rmem"]
     if uses_disk:
         new["fdsk"] = v["fdsk"] + inst.dsk
     new["fsp"] = _free_spindles(v, "fsp", inst, False)
     new["isp"] = _spindle_use(v, "isp", inst, False)
-    if inst.not_offline:
-        new["ucpu"] = v["ucpu"] - inst.vcpus
+    new["ucpu"] = v["ucpu"] - vcpus
     new["lc"] = v["lc"] - inst.util[0]
     new["lm"] = v["lm"] - inst.util[1]
     new["ld"] = v["ld"] - inst.util[2]
@@ -289,7 +285,7 @@ def remove_sec(v: View, inst: Any, old_peem: NDArray, max_other: NDArray) -> Vie
         new["fdsk"] = v["fdsk"] + inst.dsk
     new["fsp"] = _free_spindles(v, "fsp", inst, False)
     new["isp"] = _spindle_use(v, "isp", inst, False)
-    secmem = inst.mem if inst.uses_sec_mem else 0
+    secmem = inst.mem * inst.uses_sec_mem
     new_peem = old_peem - secmem
     rm = np.maximum(max_other, np.where(new_peem > 0, new_peem, 0))
     new["rmem"] = np.where(old_peem < v["rmem"], v["rmem"], rm)

@@ -45,10 +45,18 @@ def test_multi_group_needs_G(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "Selected node group: b" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("opt", [["-L"], ["-m", "cluster.example.com"]])
-def test_live_sources_not_yet_supported(opt: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("opt", "error"),
+    [
+        (["-L/nonexistent/socket"], "Error: failed to load data, aborting: Cannot communicate"),
+        (["-m", "cluster.example.com"], "not supported (corral has no RAPI server yet)"),
+    ],
+)
+def test_live_sources_without_a_server(
+    opt: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert htools_hbal.main(opt) == 1
-    assert "not yet supported" in capsys.readouterr().err
+    assert error in capsys.readouterr().err
 
 
 def test_bad_file_is_error_not_traceback(

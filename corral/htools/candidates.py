@@ -1,0 +1,177 @@
+"""Candidate-move bookkeeping for the fast hbal search (`corral.htools.search`).
+
+* `score_parts`: the cluster score after adding per-metric deltas (Δ Σx,
+  Δ Σx²) to the running sums, for whole arrays of candidates at once.
+* `Cands`: the best few candidate moves of every instance together with their
+  deltas, so they can be rescored exactly under new sums without being
+  evaluated again.
+* `PeerTable`: the N+1 peer memory as a dense matrix plus each row's top two
+  entries, kept up to date row by row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from corral.htools import score
+from corral.htools.cluster import Cluster
+from corral.htools.moves import Move
+
+NDArray = np.ndarray[Any, Any]
+
+KEEP = 12  # cached candidates per instance (> 3 nodes a move can touch)
+STD = frozenset(int(i) for i in score.STD_IDX)
+W = [float(w) for w in score.WEIGHTS]
+
+
+def score_parts(st: score.Stats, parts: dict[int, tuple[Any, Any]]) -> NDArray:
+    """Score from per-metric (Δ Σx, Δ Σx²) arrays (broadcastable shapes)."""
+    inv = 1.0 / max(st.n, 1)
+    total: Any = W[score.MAP_METRIC] * st.map_value
+    for m in range(score.NMETRICS):
+        if m == score.MAP_METRIC:
+            continue
+        d1, d2 = parts.get(m, (0.0, 0.0))
+        if m in STD:
+            mean = np.add(d1, st.s1[m])
+            mean *= inv
+            var = np.add(d2, st.s2[m])
+            var *= inv
+            mean *= mean
+            var -= mean
+            np.maximum(var, 0.0, out=var)
+            np.sqrt(var, out=var)
+            var *= W[m]
+            total = total + var
+        else:
+            total = total + W[m] * (st.s1[m] + d1)
+    return np.asarray(total)
+
+
+class Cands:
+    """Up to `KEEP` candidate moves per instance, with their metric deltas.
+
+    ``d`` has shape (instances, KEEP, 2, 20): the change of Σx and Σx² per
+    metric. It depends only on the nodes a move touches, so a candidate whose
+    nodes did not change since it was found is rescored exactly under the
+    current sums by `rescore`, without evaluating it again.
+    """
+
+    def __init__(self, val: NDArray, kind: NDArray, tgt: NDArray, d: NDArray) -> None:
+        self.val, self.kind, self.tgt, self.d = val, kind, tgt, d
+
+    @classmethod
+    def empty(cls, ni: int, width: int = KEEP) -> Cands:
+        return cls(np.full((ni, width), np.inf), np.zeros((ni, width), dtype=np.int64),
+                   np.full((ni, width), -1, dtype=np.int64),
+                   np.zeros((ni, width, 2, score.NMETRICS)))  # fmt: skip
+
+    def set(self, rows: NDArray, other: Cands) -> None:
+        self.val[rows], self.kind[rows] = other.val, other.kind
+        self.tgt[rows], self.d[rows] = other.tgt, other.d
+
+    def rows(self, rows: NDArray) -> Cands:
+        return Cands(self.val[rows], self.kind[rows], self.tgt[rows], self.d[rows])
+
+    def fetch(self, rr: NDArray, cols: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+        return self.d[rr, cols], self.kind[rr, cols], self.tgt[rr, cols]
+
+    @classmethod
+    def best_of(cls, sources: list[Any], ic: int) -> Cands:
+        """The `KEEP` best candidates per row over several sources.
+
+        A source has ``val`` (ic, w) and ``fetch(rows, cols)`` returning the
+        deltas, kinds and targets of the chosen entries; deltas are fetched for
+        the winners only (computing them for every pair is the expensive part).
+        """
+        if not sources:
+            return cls.empty(ic)
+        allv = np.concatenate([src.val for src in sources], axis=1)
+        width = allv.shape[1]
+        if width > KEEP:
+            sel = np.argpartition(allv, KEEP - 1, axis=1)[:, :KEEP]
+        else:
+            sel = np.tile(np.arange(width), (ic, 1))
+        out = cls.empty(ic, sel.shape[1])
+        out.val = np.take_along_axis(allv, sel, axis=1)
+        off = 0
+        for src in sources:
+            w = src.val.shape[1]
+            rr, kk = np.nonzero((sel >= off) & (sel < off + w))
+            if len(rr):
+                d, kind, tgt = src.fetch(rr, sel[rr, kk] - off)
+                out.d[rr, kk], out.kind[rr, kk], out.tgt[rr, kk] = d, kind, tgt
+            off += w
+        if out.val.shape[1] < KEEP:
+            return cls.best_of([out, cls.empty(ic, KEEP - out.val.shape[1])], ic)
+        return out
+
+    def rescore(self, st: score.Stats) -> None:
+        """Recompute ``val`` under new sums (infeasible candidates stay inf)."""
+        parts = {m: (self.d[:, :, 0, m], self.d[:, :, 1, m]) for m in range(score.NMETRICS)}
+        new = score_parts(st, parts)
+        self.val = np.where(np.isfinite(self.val), new, np.inf)
+
+
+class KindResult:
+    """Scores of one move kind for (ic, k) pairs, deltas computed on demand."""
+
+    def __init__(self, val: NDArray, parts: dict[int, tuple[Any, Any]], move: Move,
+                 tg: NDArray) -> None:  # fmt: skip
+        self.val, self.parts, self.move, self.tg = val, parts, move, tg
+        self.rowmap: NDArray | None = None
+
+    def subset(self, rows: NDArray) -> KindResult:
+        """The same result restricted to ``rows`` (deltas still fetched lazily)."""
+        out = KindResult(self.val[rows], self.parts, self.move, self.tg)
+        out.rowmap = rows if self.rowmap is None else self.rowmap[rows]
+        return out
+
+    def fetch(self, rr: NDArray, cols: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+        if self.rowmap is not None:
+            rr = self.rowmap[rr]
+        d = np.zeros((len(rr), 2, score.NMETRICS))
+        for m, pair in self.parts.items():
+            for j, a in enumerate(pair):
+                a = np.asarray(a, dtype=float)
+                if a.ndim == 2 and a.shape[1] > 1:
+                    d[:, j, m] = a[rr, cols]
+                elif a.ndim == 2:
+                    d[:, j, m] = a[rr, 0]
+                else:
+                    d[:, j, m] = a
+        return d, np.full(len(rr), int(self.move), dtype=np.int64), self.tg[cols]
+
+
+class PeerTable:
+    """Dense ``pm[x, p]`` = memory node ``x`` reserves for primary node ``p``.
+
+    Kept up to date row by row (`refresh` after a move, for the touched nodes),
+    with each row's largest two entries so that "largest peer entry other than
+    ``p``" (`Node.removeSec`) is a lookup.
+    """
+
+    def __init__(self, c: Cluster) -> None:
+        n = c.n_nodes
+        self.c = c
+        self.pm = np.zeros((n, n), dtype=np.int64)
+        self.max1 = np.zeros(n, dtype=np.int64)
+        self.arg1 = np.full(n, -1, dtype=np.int64)
+        self.max2 = np.zeros(n, dtype=np.int64)
+        for i in range(n):
+            self.refresh(i)
+
+    def refresh(self, i: int) -> None:
+        row = self.pm[i]
+        row[:] = 0
+        d = self.c.peers[i]
+        vals = sorted(((m, p) for p, m in d.items()), reverse=True)
+        for p, m in d.items():
+            row[p] = m
+        self.max1[i], self.arg1[i] = vals[0] if vals else (0, -1)
+        self.max2[i] = vals[1][0] if len(vals) > 1 else 0
+
+    def max_other(self, x: NDArray, p: NDArray) -> NDArray:
+        return np.where(self.arg1[x] == p, self.max2[x], self.max1[x])

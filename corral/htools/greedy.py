@@ -1,0 +1,181 @@
+"""hbal's greedy loop on top of the cached pairwise search (`corral.htools.search`).
+
+`balance_cached` makes the same decisions as hbal's loop in `balance` (one
+best move per step, stop when no move lowers the score, ``-l``, min-gain) but
+keeps every instance's best candidates between steps and only re-evaluates
+what a move can have changed; see `search` for why that is safe enough and
+when the cache is bypassed (``exhaustive``: evaluate every instance against
+every target at every step, the reference the benchmark compares against).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from corral.htools.candidates import Cands, PeerTable
+from corral.htools.cluster import Cluster
+from corral.htools.moves import Move, apply_move
+from corral.htools.search import Fixed, PairEval, Sizes, pick_targets
+from corral.htools.types import FailMode, Instance
+
+NDArray = np.ndarray[Any, Any]
+
+
+def balance_cached(
+    c: Cluster,
+    gidx: int,
+    insts: list[Instance],
+    opts: Any,
+    on_step: Any = None,
+    exhaustive: bool = False,
+    target_limit: int = 0,
+    verify: int = 16,
+) -> tuple[float, float, list[Any]]:
+    """hbal's loop for one group (instances from `balance.movable_instances`)."""
+    from corral.htools.balance import Step
+
+    nodes = c.group_nodes(gidx)
+    cand = c.online_in_group(gidx)
+    pos = np.array([i.pnode for i in insts], dtype=np.int64)
+    sec = np.array([i.snode for i in insts], dtype=np.int64)
+    pm = PeerTable(c)
+    ini = c.score(nodes)
+    cur = ini
+    steps: list[Step] = []
+    if opts.max_length == 0:
+        return ini, cur, steps
+    ev = PairEval(c, nodes, pm, opts)
+    targets = pick_targets(ev, cand, insts, target_limit)
+    cache = Cands.empty(len(insts))
+    all_rows = np.arange(len(insts))
+
+    sizes = Sizes.of(insts)
+    fixed = ev.fixed(insts, sizes)
+
+    def full(rows: NDArray, tg: NDArray) -> None:
+        cache.set(rows, ev.evaluate(fixed.take(rows), sizes.take(rows), tg))
+
+    full(all_rows, targets)
+    fresh = True  # every cached candidate evaluated in the current state
+    complete = len(targets) == len(cand)  # ... and against every target
+    failures = 0
+    extra = np.zeros(0, dtype=np.int64)
+    while opts.max_length < 0 or len(steps) < opts.max_length:
+        j, val = _choose(cache, ev, fixed, sizes, np.union1d(targets, extra), fresh, verify)
+        if (val is None or not val < cur - 1e-12) and not (fresh and complete):
+            # nothing found in the cache: look again at everything before stopping
+            full(all_rows, cand)
+            fresh = complete = True
+            continue
+        if val is None or not val < cur - 1e-12:
+            break
+        if cur <= opts.min_gain_limit and cur - val < opts.min_gain:
+            break
+        inst = insts[j]
+        col = int(np.argmin(cache.val[j]))
+        move, t = Move(int(cache.kind[j, col])), int(cache.tgt[j, col])
+        old = (inst.pnode, inst.snode)
+        involved = sorted({x for x in (*old, t) if x >= 0})
+        before = _snapshot(c, involved)
+        load0 = {x: (int(c.nodes["npri"][x]), int(c.nodes["nsec"][x])) for x in involved}
+        if apply_move(c, inst, move, t) != FailMode.OK:
+            cache.val[j, col] = np.inf  # prediction disagreed with the exact check
+            failures += 1
+            if failures > 100:
+                break
+            continue
+        st = Step(inst.idx, old, (inst.pnode, inst.snode), move, t, 0.0)
+        cur = c.score(nodes)
+        st.score = cur
+        steps.append(st)
+        if on_step is not None:
+            on_step(st, len(steps))
+        after = _snapshot(c, involved)
+        touched = np.array([x for x, b, a in zip(involved, before, after, strict=True) if b != a],
+                           dtype=np.int64)  # fmt: skip
+        for x in touched:
+            pm.refresh(int(x))
+        pos[j], sec[j] = inst.pnode, inst.snode
+        ev = PairEval(c, nodes, pm, opts)
+        if target_limit > 0:
+            targets = pick_targets(ev, cand, insts, target_limit)
+        hit = np.isin(pos, touched) | np.isin(sec, touched)
+        dirty = np.flatnonzero(hit)
+        fixed.put(dirty, ev.fixed([insts[r] for r in dirty], sizes.take(dirty)))
+        refresh = int(getattr(opts, "refresh", 0))
+        if exhaustive or (refresh > 0 and len(steps) % refresh == 0):
+            # periodic full evaluation bounds how stale the cached ranking can get
+            full(all_rows, targets)
+            fresh, complete = True, len(targets) == len(cand)
+            continue
+        fresh = complete = False
+        # Nodes that only received load get worse as targets: only the rows that
+        # had them cached need another look. Nodes that lost load may now suit
+        # any instance.
+        gained = np.array(
+            [
+                x
+                for x in touched
+                if (
+                    int(c.nodes["npri"][x]) >= load0[x][0]
+                    and int(c.nodes["nsec"][x]) >= load0[x][1]
+                )
+            ],
+            dtype=np.int64,
+        )
+        had = np.isin(cache.tgt, gained).any(axis=1)
+        cache.val[np.isin(cache.tgt, touched)] = np.inf
+        cache.rescore(ev.st)
+        t_on = touched[np.isin(touched, targets)]
+        t_all = t_on[~np.isin(t_on, gained)]
+        t_had = t_on[np.isin(t_on, gained)]
+        if len(t_all):
+            ev.improve(cache, np.flatnonzero(~hit), fixed, sizes, t_all)
+        rows_had = np.flatnonzero(~hit & had)
+        if len(t_had) and len(rows_had):
+            ev.improve(cache, rows_had, fixed, sizes, t_had)
+        cache.val[dirty] = -np.inf  # must be evaluated before anything is chosen
+        extra = t_on
+    return ini, cur, steps
+
+
+def _choose(
+    cache: Cands, ev: PairEval, fixed: Fixed, sizes: Sizes, targets: NDArray, fresh: bool,
+    verify: int,
+) -> tuple[int, float | None]:  # fmt: skip
+    """Best instance row and its score; the most promising rows are re-evaluated.
+
+    Cached candidates are exact (rescored under the current sums), but an
+    instance's best target may have changed rank since it was evaluated, so the
+    rows are evaluated afresh best-first, at least `verify` of them, until the
+    best fresh score beats every remaining cached one.
+    """
+    best = cache.val.min(axis=1)
+    if not fresh:
+        order = np.argsort(best, kind="stable")
+        dirty = int(np.count_nonzero(best == -np.inf))
+        i = 0
+        top = np.inf
+        while i < len(order):
+            nxt = best[order[i]]
+            if not np.isfinite(nxt) and nxt > 0:
+                break
+            if i >= dirty + verify and top <= nxt:
+                break
+            width = dirty + verify if i == 0 else verify
+            rows = order[i : i + width]
+            cache.set(rows, ev.evaluate(fixed.take(rows), sizes.take(rows), targets))
+            top = min(top, float(cache.val[rows].min()))
+            i += width
+        best = cache.val.min(axis=1)
+    j = int(np.argmin(best))
+    return j, (float(best[j]) if np.isfinite(best[j]) else None)
+
+
+def _snapshot(c: Cluster, nodes: list[int]) -> list[Any]:
+    """Comparable state of some nodes (to tell which ones a move really changed)."""
+    v = c.nodes
+    return [(tuple(a[x].item() for a in v.values()), tuple(sorted(c.peers[x].items())))
+            for x in nodes]  # fmt: skip
