@@ -535,6 +535,23 @@ def _terminate(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
 
+def detach_io(log_path: str) -> None:
+    """Become a daemon's body: stdin from /dev/null, stdout/stderr to `log_path`,
+    cwd /, SIGTERM ends the process, SIGHUP/SIGINT are ignored (shared by the VM
+    processes and the launcher that forks them)."""
+    null = posix.open(DEVNULL, posix.O_RDONLY)
+    log = posix.open(log_path, posix.O_WRONLY | posix.O_CREAT | posix.O_APPEND, 0o640)
+    posix.dup2(null, 0)
+    posix.dup2(log, 1)
+    posix.dup2(log, 2)
+    posix.close(null)
+    posix.close(log)
+    posix.chdir("/")
+    _signal.signal(_signal.SIGTERM, _terminate)
+    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+
+
 # How the driver runs a VM:
 #   python -S -E -s -c BOOTSTRAP <dir of this file> MARKER NAME RUN_DIR NODE_TOKEN
 # (NODE_TOKEN, the run dir's device:inode, only serves to recognise the process)
@@ -594,19 +611,9 @@ def start(
     posix.close(sync_r)
     if posix.getsid(0) != posix.getpid():
         posix.setsid()
-    null = posix.open(DEVNULL, posix.O_RDONLY)
-    log = posix.open(log_path, posix.O_WRONLY | posix.O_CREAT | posix.O_APPEND, 0o640)
     if out > 2:
         posix.close(out)  # the launcher's connection: only the starter answers on it
-    posix.dup2(null, 0)
-    posix.dup2(log, 1)
-    posix.dup2(log, 2)
-    posix.close(null)
-    posix.close(log)
-    posix.chdir("/")
-    _signal.signal(_signal.SIGTERM, _terminate)
-    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
-    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    detach_io(log_path)
     if title is not None:
         try:
             set_cmdline(*title)

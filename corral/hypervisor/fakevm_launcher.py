@@ -36,7 +36,6 @@ Like `fakevm`, it imports only built-in C modules.
 
 from __future__ import annotations
 
-import _signal  # type: ignore[import-not-found]
 import _socket
 import posix
 import select
@@ -61,10 +60,6 @@ BOOTSTRAP = (
     "import sys;sys.path[0]=sys.argv[1];import fakevm_launcher,posix;"
     "posix._exit(fakevm_launcher.main(sys.argv[1:]))"
 )
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(0)
 
 
 def _owns_pidfile(path: str) -> bool:
@@ -205,17 +200,7 @@ def main(argv: list[str]) -> int:
         return 0
     posix.close(sync_r)
     posix.setsid()
-    null = posix.open(fakevm.DEVNULL, posix.O_RDONLY)
-    log = posix.open(f"{run_dir}/{LOGFILE}", posix.O_WRONLY | posix.O_CREAT | posix.O_APPEND, 0o640)
-    posix.dup2(null, 0)
-    posix.dup2(log, 1)
-    posix.dup2(log, 2)
-    posix.close(null)
-    posix.close(log)
-    posix.chdir("/")
-    _signal.signal(_signal.SIGTERM, _terminate)
-    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
-    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    fakevm.detach_io(f"{run_dir}/{LOGFILE}")
     if not _cmdline_settable(area):
         posix.write(sync_w, b"cannot set the command line of a forked VM")
         return 1
