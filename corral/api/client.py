@@ -58,7 +58,13 @@ class Client:
 
     def _roundtrip(self, request: bytes) -> Any:
         sock = self._connect()
-        sock.sendall(request)
+        try:
+            sock.sendall(request)
+        except TimeoutError as err:
+            self.close()
+            raise errors.LocalApiError(
+                f"Timeout after {self.timeout:.0f}s sending to the master daemon"
+            ) from err
         while P.EOM not in self._buffer:
             try:
                 chunk = sock.recv(65536)

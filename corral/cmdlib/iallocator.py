@@ -214,7 +214,15 @@ async def run_allocator(name: str, document: dict[str, Any]) -> dict[str, Any]:
             stderr=asyncio.subprocess.PIPE,
             stdin=asyncio.subprocess.DEVNULL,
         )
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise OpPrereqError(
+                f"Instance allocator call failed: {name} did not answer within 300 s",
+                ECODE_NORES,
+            ) from None
     finally:
         os.unlink(tmp)
     if proc.returncode != 0:

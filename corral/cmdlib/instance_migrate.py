@@ -97,15 +97,19 @@ class _MoveLU(InstanceLU):
                 self, common.bridged_links(self.cfg.cluster, inst.nics), self.target
             )
 
-    async def _check_consistency(self, inst: objects.Instance, node: str) -> bool:
-        """True if every disk is healthy on `node` (Ganeti's CheckDiskConsistency)."""
+    async def _degraded_disk(self, inst: objects.Instance, node: str) -> str | None:
+        """The first disk not healthy on `node`, or None (Ganeti's CheckDiskConsistency);
+        a node that cannot tell counts as its first disk being degraded."""
         target = self.ctx.node_target(node)
         res = await self.rpc.call(
             "blockdev_getmirrorstatus", target, inst.disks, common.device_context(self.cfg, node)
         )
         if res.failed:
-            return False
-        return all(not st.is_degraded and st.ldisk_status == "ok" for st in res.payload or [])
+            return inst.disks[0].iv_name if inst.disks else None
+        for disk, st in zip(inst.disks, res.payload or [], strict=False):
+            if st.is_degraded or st.ldisk_status != "ok":
+                return disk.iv_name
+        return None
 
     async def _set_primary(self, inst: objects.Instance, node: str) -> objects.Instance:
         fresh = self.instance.copy()
@@ -131,9 +135,12 @@ class _MoveLU(InstanceLU):
             self.log_warning(f"Node {sname} is unreachable, skipping the steps on it")
         if inst.disk_template in C.DTS_INT_MIRROR and inst.admin_state == C.ADMINST_UP:
             self.feedback("* checking disk consistency between source and target")
-            if not await self._check_consistency(inst, target):
+            degraded = await self._degraded_disk(inst, target)
+            if degraded is not None:
                 if not ignore_consistency:
-                    raise OpExecError("Disk disk/0 is degraded on target node, aborting failover")
+                    raise OpExecError(
+                        f"Disk {degraded} is degraded on target node, aborting failover"
+                    )
                 self.log_warning("Disks are degraded on the target node, ignoring")
         self.feedback("* shutting down instance on source node")
         if src_target.offline or not src_alive:
@@ -221,10 +228,11 @@ class _MoveLU(InstanceLU):
 
         if drbd:
             self.feedback("* checking disk consistency between source and target")
-            if not await self._check_consistency(inst, target):
+            degraded = await self._degraded_disk(inst, target)
+            if degraded is not None:
                 raise OpExecError(
-                    f"Disk disk/0 is degraded or not fully synchronized on target node {tname},"
-                    " aborting migration"
+                    f"Disk {degraded} is degraded or not fully synchronized on target node"
+                    f" {tname}, aborting migration"
                 )
         try:
             if drbd:

@@ -217,11 +217,26 @@ class JobQueue:
 
     # -- start-up ----------------------------------------------------------------
     def recover(self) -> list[int]:
-        """Fail jobs interrupted by a master stop; return the ids still to run."""
+        """Fail jobs interrupted by a master stop; return the ids still to run.
+
+        Queued jobs run again; jobs that were only waiting for locks (none of
+        their opcodes executed) are queued again, as Ganeti does; jobs that
+        were executing are marked failed.
+        """
         to_run: list[int] = []
         failure = errors.encode_exception(errors.OpExecError(RECOVERY_REASON))
         for job in self.active_jobs():
             if job.start_timestamp is None and job.calc_status() == C.JOB_STATUS_QUEUED:
+                to_run.append(job.id)
+                continue
+            if job.calc_status() == C.JOB_STATUS_WAITING and all(
+                op.exec_timestamp is None and op.status != C.JOB_STATUS_SUCCESS for op in job.ops
+            ):
+                for op in job.ops:
+                    op.status = C.JOB_STATUS_QUEUED
+                    op.start_timestamp = None
+                job.start_timestamp = None
+                self.save(job)
                 to_run.append(job.id)
                 continue
             job.mark_unfinished(C.JOB_STATUS_ERROR, failure)

@@ -50,6 +50,7 @@ from corral.node.security import (
 )
 
 NONCE_LIFETIME = 300.0
+MAX_PENDING_CHALLENGES = 64
 
 
 def node_join_challenge(ctx: NodeContext, nonce: str) -> dict[str, Any]:
@@ -65,6 +66,9 @@ def node_join_challenge(ctx: NodeContext, nonce: str) -> dict[str, Any]:
         for key, (_, expiry) in list(ctx.join_nonces.items()):
             if expiry < now:
                 del ctx.join_nonces[key]
+        if len(ctx.join_nonces) >= MAX_PENDING_CHALLENGES:
+            # anonymous callers must not grow this without bound
+            raise errors.CertificateError("Too many pending join challenges, retry later")
         ctx.join_nonces[mine] = (nonce, now + NONCE_LIFETIME)
     return {"nonce": mine, "proof": join_proof(token, "node", nonce, mine, ctx.serving_fingerprint)}
 

@@ -91,6 +91,11 @@ def test_recover_fails_started_jobs_and_returns_queued(tmp_path: Any) -> None:
     running.ops[0].status = C.JOB_STATUS_RUNNING
     q.save(running)
     queued = q.create([delay()])
+    waiting = q.create([delay()])
+    waiting.start_timestamp = [1, 0]
+    waiting.ops[0].status = C.JOB_STATUS_WAITING
+    waiting.ops[0].start_timestamp = [1, 0]
+    q.save(waiting)
     done = q.create([delay()])
     done.ops[0].status = C.JOB_STATUS_SUCCESS
     q.save(done)
@@ -98,7 +103,9 @@ def test_recover_fails_started_jobs_and_returns_queued(tmp_path: Any) -> None:
 
     q = JobQueue(path)
     q.open()
-    assert q.recover() == [queued.id]
+    assert q.recover() == [queued.id, waiting.id]
+    requeued = q.get(waiting.id)
+    assert requeued is not None and requeued.calc_status() == C.JOB_STATUS_QUEUED
     job = q.get(running.id)
     assert job is not None
     assert job.calc_status() == C.JOB_STATUS_ERROR
