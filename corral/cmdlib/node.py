@@ -426,5 +426,31 @@ class LUNodeSetParams(LogicalUnit):
         if op.powered is not None:
             new.powered = op.powered
             changes.append(["powered", _tristate(op.powered)])
+        if new.master_candidate and not node.master_candidate:
+            await self._give_ca_key(new)
         await cfg.update_node(new)
         return changes
+
+    async def _give_ca_key(self, node: objects.Node) -> None:
+        """A new master candidate must be able to sign node certificates after a
+        master-failover: give it the CA key (candidates added as such get it at join)."""
+        import base64
+
+        path = self.ctx.paths.ca_key
+        try:
+            data = await asyncio.to_thread(_read, path)
+        except OSError as err:
+            self.log_warning(f"Cannot read the CA key to give it to {node.name}: {err}")
+            return
+        res = await self.rpc.call(
+            "upload_file",
+            self.ctx.node_target(node.uuid),
+            path,
+            base64.b64encode(data.encode()).decode(),
+            0o600,
+        )
+        if res.failed:
+            raise OpExecError(
+                f"Could not give the cluster CA key to the new candidate {node.name}:"
+                f" {res.fail_msg}"
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,19 @@ def test_set_params(env_rpc: tuple[Env, InstanceRpc]) -> None:
     assert env.cfg.nodes["uuid-node3"].offline
     with pytest.raises(errors.OpPrereqError, match="Please pass at least one modification"):
         run_op(env, opcodes.OpNodeSetParams(node_name="node3"))
+
+
+def test_promoted_candidate_gets_the_ca_key(env_rpc: tuple[Env, InstanceRpc]) -> None:
+    env, rpc = env_rpc
+    key_path = Path(env.paths.ca_key)
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    key_path.write_text("-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n")
+    rpc.handlers["upload_file"] = lambda node, *args: None
+    run_op(env, opcodes.OpNodeSetParams(node_name="node3", master_candidate=False, force=True))
+    assert not rpc.calls_of("upload_file")
+    run_op(env, opcodes.OpNodeSetParams(node_name="node3", master_candidate=True))
+    uploads = rpc.calls_of("upload_file")
+    assert [node for node, _ in uploads] == [f"node3.{DOMAIN}"]
+    path, data_b64, mode = uploads[0][1][:3]
+    assert path == str(key_path) and mode == 0o600
+    assert base64.b64decode(data_b64).decode() == key_path.read_text()
