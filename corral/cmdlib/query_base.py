@@ -35,7 +35,7 @@ from __future__ import annotations
 import abc
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 import msgspec
 
@@ -168,6 +168,30 @@ class QueryResource(abc.ABC):
             if evaluate_filter(qfilter, values):
                 data.append(row[: len(fields)])
         return {"fields": definitions, "data": data}
+
+
+_T = TypeVar("_T")
+
+
+def known_objects(
+    names: list[str],
+    expand: Callable[[str], tuple[str, str]],
+    get: Callable[[str], _T | None],
+) -> list[_T]:
+    """The objects `names` resolve to (Ganeti's unique-prefix rule), in order.
+
+    Unknown names give no row, as in Ganeti's query2: the client reports them.
+    """
+    out: list[_T] = []
+    for name in names:
+        try:
+            uuid, _full = expand(name)
+        except OpPrereqError:
+            continue
+        obj = get(uuid)
+        if obj is not None:
+            out.append(obj)
+    return out
 
 
 class TableQueryResource(QueryResource):

@@ -26,9 +26,9 @@ from corral.cmdlib.query_base import (
     UNAVAIL,
     Field,
     TableQueryResource,
+    known_objects,
 )
 from corral.cmdlib.registry import register_query
-from corral.errors import OpPrereqError
 from corral.hypervisor import get_hypervisor_class
 
 MAX_NICS = 8
@@ -609,16 +609,9 @@ class InstanceQuery(TableQueryResource):
         cfg = ctx.cfg
         if not names:
             return [Item(cfg, i) for i in cfg.all_instances()]
-        out = []
-        for name in names:
-            try:
-                uuid, _full = cfg.expand_instance_name(name)
-            except OpPrereqError:
-                continue  # query2: unknown names give no row; the client reports them
-            inst = cfg.get_instance(uuid)
-            if inst is not None:
-                out.append(Item(cfg, inst))
-        return out
+        return [
+            Item(cfg, i) for i in known_objects(names, cfg.expand_instance_name, cfg.get_instance)
+        ]
 
     async def live_data(self, ctx: MasterContext, items: list[Item]) -> Live:
         live = Live()

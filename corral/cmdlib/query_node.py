@@ -26,9 +26,9 @@ from corral.cmdlib.query_base import (
     QFT_UNIT,
     Field,
     TableQueryResource,
+    known_objects,
 )
 from corral.cmdlib.registry import register_query
-from corral.errors import OpPrereqError
 
 
 class NodeItem:
@@ -359,16 +359,7 @@ class NodeQuery(TableQueryResource):
         cfg = ctx.cfg
         if not names:
             return [NodeItem(cfg, n) for n in cfg.all_nodes()]
-        out = []
-        for name in names:
-            try:
-                uuid, _ = cfg.expand_node_name(name)
-            except OpPrereqError:
-                continue  # query2: unknown names give no row; the client reports them
-            node = cfg.get_node(uuid)
-            if node is not None:
-                out.append(NodeItem(cfg, node))
-        return out
+        return [NodeItem(cfg, n) for n in known_objects(names, cfg.expand_node_name, cfg.get_node)]
 
     async def live_data(self, ctx: MasterContext, items: list[NodeItem]) -> Any:
         return await gather_node_info(ctx, [i.node.uuid for i in items])
