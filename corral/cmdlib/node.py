@@ -442,15 +442,19 @@ class LUNodeSetParams(LogicalUnit):
         except OSError as err:
             self.log_warning(f"Cannot read the CA key to give it to {node.name}: {err}")
             return
+        from corral.rpc.client import NodeTarget
+
+        # the node may be coming back online in this very operation: address it
+        # directly, not through its (still offline) config entry
         res = await self.rpc.call(
             "upload_file",
-            self.ctx.node_target(node.uuid),
+            NodeTarget(node.name, node.primary_ip),
             path,
             base64.b64encode(data.encode()).decode(),
             0o600,
         )
         if res.failed:
-            raise OpExecError(
-                f"Could not give the cluster CA key to the new candidate {node.name}:"
-                f" {res.fail_msg}"
+            self.log_warning(
+                f"Could not give the cluster CA key to the new candidate {node.name}"
+                f" ({res.fail_msg}); it will not be able to add nodes as master"
             )
