@@ -50,20 +50,22 @@ def add_instance(opts: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def _check_exists(client: Any, name: str) -> None:
-    """Fail with "Instance 'x' not known" before asking a question about it."""
-    U.query_rows(client, "instance", ["name"], [name])
+def _confirmed(opts: argparse.Namespace, client: Any, question: str) -> bool:
+    """``-f`` or a "yes" at the prompt; an unknown instance fails before the
+    question ("Instance 'x' not known"), as in Ganeti."""
+    if opts.force:
+        return True
+    U.query_rows(client, "instance", ["name"], [opts.name])
+    return U.ask_user(question)
 
 
 def remove_instance(opts: argparse.Namespace, client: Any) -> int:
-    if not opts.force:
-        _check_exists(client, opts.name)
-        question = (
-            f"This will remove the volumes of the instance {opts.name} (including mirrors),"
-            " thus removing all the data of the instance. Continue?"
-        )
-        if not U.ask_user(question):
-            return 1
+    question = (
+        f"This will remove the volumes of the instance {opts.name} (including mirrors),"
+        " thus removing all the data of the instance. Continue?"
+    )
+    if not _confirmed(opts, client, question):
+        return 1
     U.submit_or_wait(
         opts,
         client,
@@ -230,21 +232,19 @@ def migrate_instance(opts: argparse.Namespace, client: Any) -> int:
             "Specify either an iallocator (-I), or a target node (-n) but not both",
             errors.ECODE_INVAL,
         )
-    if not opts.force:
-        _check_exists(client, opts.name)
-        if opts.cleanup:
-            question = (
-                f"Instance {opts.name} will be recovered from a failed migration."
-                " Note that the migration procedure (including cleanup)"
-            )
-        else:
-            question = f"Instance {opts.name} will be migrated. Note that migration"
-        question += (
-            " might impact the instance if anything goes wrong (e.g. due to bugs in"
-            " the hypervisor). Continue?"
+    if opts.cleanup:
+        question = (
+            f"Instance {opts.name} will be recovered from a failed migration."
+            " Note that the migration procedure (including cleanup)"
         )
-        if not U.ask_user(question):
-            return 1
+    else:
+        question = f"Instance {opts.name} will be migrated. Note that migration"
+    question += (
+        " might impact the instance if anything goes wrong (e.g. due to bugs in"
+        " the hypervisor). Continue?"
+    )
+    if not _confirmed(opts, client, question):
+        return 1
     if not opts.live and opts.migration_mode is not None:
         raise errors.OpPrereqError(
             "Only one of the --non-live and --migration-mode options can be passed",
@@ -276,14 +276,12 @@ def failover_instance(opts: argparse.Namespace, client: Any) -> int:
             "Specify either an iallocator (-I), or a target node (-n) but not both",
             errors.ECODE_INVAL,
         )
-    if not opts.force:
-        _check_exists(client, opts.name)
-        question = (
-            f"Failover will happen to image {opts.name}. This requires a shutdown of"
-            " the instance. Continue?"
-        )
-        if not U.ask_user(question):
-            return 1
+    question = (
+        f"Failover will happen to image {opts.name}. This requires a shutdown of"
+        " the instance. Continue?"
+    )
+    if not _confirmed(opts, client, question):
+        return 1
     U.submit_or_wait(
         opts,
         client,
