@@ -193,28 +193,58 @@ class LUInstanceSetParams(InstanceLU):
 
         self.ctx.on_rollback(restore)
         if self.do_hotplug:
-            updated = self.instance
-            target = self.ctx.node_target(updated.primary_node)
-            infos = {
-                n.uuid: i
-                for n, i in zip(
-                    updated.nics, common.nic_infos(self.cfg.cluster, updated), strict=True
-                )
-            }
-            for action, idx, nic in self.hotplug_actions:
-                info = infos.get(nic.uuid) or NicInfo(mac=nic.mac, uuid=nic.uuid, name=nic.name)
-                res = await self.rpc.call(
-                    "hotplug_device",
-                    target,
-                    updated.name,
-                    updated.hypervisor,
-                    action,
-                    "nic",
-                    {f: getattr(info, f) for f in info.__struct_fields__},
-                    idx,
-                )
-                if res.failed:
-                    raise OpExecError(f"Hotplug of nic/{idx} failed: {res.fail_msg}")
-                self.changes.append((f"nic/{idx}", f"hotplug:{action}"))
-                self.log_info(f"Hotplug of nic/{idx} ({action}) done")
+            await self._hotplug(old)
         return [[k, v] for k, v in self.changes]
+
+    async def _hotplug(self, old: objects.Instance) -> None:
+        """Apply the NIC changes to the running VM, in order, or none of them.
+
+        A failed action undoes the ones already applied (in reverse: an added
+        NIC is removed, a removed one added back, a modified one modified back
+        to its old parameters) before the error is raised; the rollback then
+        restores the configuration, so VM and config keep agreeing.
+        """
+        updated = self.instance
+        target = self.ctx.node_target(updated.primary_node)
+        cluster = self.cfg.cluster
+        new_infos = dict(
+            zip((n.uuid for n in updated.nics), common.nic_infos(cluster, updated), strict=True)
+        )
+        old_infos = dict(
+            zip((n.uuid for n in old.nics), common.nic_infos(cluster, old), strict=True)
+        )
+
+        async def plug(action: str, idx: int, info: NicInfo) -> str | None:
+            res = await self.rpc.call(
+                "hotplug_device",
+                target,
+                updated.name,
+                updated.hypervisor,
+                action,
+                "nic",
+                {f: getattr(info, f) for f in info.__struct_fields__},
+                idx,
+            )
+            return res.fail_msg if res.failed else None
+
+        def info_of(infos: dict[str, NicInfo], nic: objects.NIC) -> NicInfo:
+            return infos.get(nic.uuid) or NicInfo(mac=nic.mac, uuid=nic.uuid, name=nic.name)
+
+        done: list[tuple[str, int, objects.NIC]] = []
+        for action, idx, nic in self.hotplug_actions:
+            infos = old_infos if action == "remove" else new_infos
+            error = await plug(action, idx, info_of(infos, nic))
+            if error is not None:
+                for d_action, d_idx, d_nic in reversed(done):
+                    inverse = {"add": "remove", "remove": "add"}.get(d_action, d_action)
+                    infos = new_infos if d_action == "add" else old_infos
+                    undo_error = await plug(inverse, d_idx, info_of(infos, d_nic))
+                    if undo_error is not None:
+                        self.log_warning(
+                            f"Could not undo the hotplug of nic/{d_idx} ({d_action}):"
+                            f" {undo_error}; reboot the instance to apply its configuration"
+                        )
+                raise OpExecError(f"Hotplug of nic/{idx} failed: {error}")
+            done.append((action, idx, nic))
+            self.changes.append((f"nic/{idx}", f"hotplug:{action}"))
+            self.log_info(f"Hotplug of nic/{idx} ({action}) done")

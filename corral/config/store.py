@@ -172,7 +172,20 @@ class ConfigStore(ConfigReader, ReservationMixin, abc.ABC):
         await self._save()
 
     async def update_instance(self, inst: objects.Instance) -> None:
+        """Write a changed instance; ports it no longer uses go back to the port pool.
+
+        Only a copy (`inst` is not the stored object) shows which ports were
+        dropped, e.g. the old DRBD port after ``replace-disks -n``; the pool
+        lets the next allocation reuse them instead of growing the range.
+        """
+        stored = self._data.instances.get(inst.uuid)
+        dropped = set(self._instance_ports(stored)) if stored is not None else set()
         self._replace(self._data.instances, inst, "instance")
+        dropped -= set(self._instance_ports(inst))
+        if dropped:
+            used = self._used_ports()
+            pool = self._data.cluster.tcpudp_port_pool
+            pool.extend(sorted(p for p in dropped if p not in used and p not in pool))
         for nic in inst.nics:
             nic.uuid = nic.uuid or self._new_uuid()
         for disk in iter_disks(inst.disks):

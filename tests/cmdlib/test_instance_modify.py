@@ -9,6 +9,7 @@ import pytest
 
 from corral import constants as C
 from corral import errors, objects, opcodes
+from corral.cmdlib.params import fill_nicparams
 from tests.cmdlib.instance_fakes import InstanceRpc, create_op, instance_env, run_op
 from tests.cmdlib.test_cluster_fakes import DOMAIN, Env
 
@@ -100,6 +101,36 @@ def test_hotplug_failure_restores_config(env_rpc: tuple[Env, InstanceRpc]) -> No
     with pytest.raises(errors.OpExecError, match="Hotplug of nic/1 failed: QMP said no"):
         _modify(env, nics=[["add", -1, {"link": "br-public"}]])
     assert len(_inst(env).nics) == 1
+
+
+def test_failed_hotplug_undoes_the_earlier_ones(env_rpc: tuple[Env, InstanceRpc]) -> None:
+    env, rpc = env_rpc
+    seen: list[tuple[str, int, str | None]] = []
+
+    def third_fails(node: str, *args: Any) -> None:
+        _name, _hv, action, _kind, device, idx = args
+        seen.append((action, idx, device.get("link")))
+        if len(seen) == 3:
+            raise errors.HypervisorError("QMP said no")
+
+    rpc.handlers["hotplug_device"] = third_fails
+    before = _inst(env).nics
+    with pytest.raises(errors.OpExecError, match="Hotplug of nic/2 failed: QMP said no"):
+        _modify(
+            env,
+            nics=[
+                ["modify", 0, {"link": "br-public"}],
+                ["add", -1, {"link": "br-public"}],
+                ["add", -1, {}],
+            ],
+        )
+    # the second add failed; the first add is removed, the modify reverted, newest first
+    assert [s[:2] for s in seen] == [
+        ("modify", 0), ("add", 1), ("add", 2), ("remove", 1), ("modify", 0)
+    ]  # fmt: skip
+    assert seen[0][2] == "br-public"
+    assert seen[-1][2] == fill_nicparams(env.cfg.cluster, {})[C.NIC_LINK]
+    assert _inst(env).nics == before
 
 
 def test_hotplug_not_supported(env_rpc: tuple[Env, InstanceRpc]) -> None:

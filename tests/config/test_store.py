@@ -270,6 +270,24 @@ def test_ports_used_by_a_committed_instance_stay_taken(store: FileConfigStore) -
     assert reload(store).cluster.tcpudp_port_pool == store.cluster.tcpudp_port_pool
 
 
+def test_a_port_an_instance_stops_using_returns_to_the_pool(store: FileConfigStore) -> None:
+    run(store.add_instance(make_instance("a.example.com", "ia", "n1", "n2")))
+    old_port = int(store.get_instance("ia").disks[0].logical_id[2])
+    new_port = store.allocate_port(job_id=1)
+    # replace-disks -n writes a copy whose DRBD disk has a new secondary and port
+    updated = store.get_instance("ia").copy()
+    updated.disks[0].logical_id = ["n1", "n3", new_port, 0, 0, "s" * 40]
+    run(store.update_instance(updated))
+    store.release_reservations(1)
+    pool = store.cluster.tcpudp_port_pool
+    assert old_port in pool and new_port not in pool
+    assert reload(store).cluster.tcpudp_port_pool == pool
+    # an update that keeps its ports gives nothing back
+    before = list(pool)
+    run(store.update_instance(store.get_instance("ia").copy()))
+    assert store.cluster.tcpudp_port_pool == before
+
+
 def test_port_exhaustion(store: FileConfigStore) -> None:
     store.cluster.highest_used_port = C.LAST_DRBD_PORT
     with pytest.raises(errors.ConfigurationError, match="highest used port"):
