@@ -90,6 +90,26 @@ BES_PARAMETER_TYPES: Final[dict[str, str]] = {
     BE_VCPUS: "int",
 }
 
+# --- out-of-band management (Ganeti's OOB protocol: `oob_program COMMAND NODE`) ---
+OOB_POWER_ON: Final = "power-on"
+OOB_POWER_OFF: Final = "power-off"
+OOB_POWER_CYCLE: Final = "power-cycle"
+OOB_POWER_STATUS: Final = "power-status"
+OOB_HEALTH: Final = "health"
+OOB_COMMANDS: Final = frozenset(
+    {OOB_POWER_ON, OOB_POWER_OFF, OOB_POWER_CYCLE, OOB_POWER_STATUS, OOB_HEALTH}
+)
+OOB_POWER_STATUS_POWERED: Final = "powered"
+OOB_STATUSES: Final = frozenset({"OK", "WARNING", "CRITICAL", "UNKNOWN"})
+OOB_TIMEOUT: Final = 60
+OOB_POWER_DELAY: Final = 2.0
+# result status of one entry of a query/OOB result (Ganeti's RS_*)
+RS_NORMAL: Final = 0
+RS_UNKNOWN: Final = 1
+RS_NODATA: Final = 2
+RS_UNAVAIL: Final = 3
+RS_OFFLINE: Final = 4
+
 NDC_DEFAULTS: Final[dict[str, object]] = {
     "cpu_speed": 1.0,
     "exclusive_storage": False,

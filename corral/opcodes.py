@@ -40,6 +40,8 @@ class OpCode(msgspec.Struct, kw_only=True, tag_field="OP_ID"):
         text = self.op_id()[3:]
         if self.OP_DSC_FIELD:
             value = getattr(self, self.OP_DSC_FIELD, None)
+            if isinstance(value, list | tuple):
+                value = ",".join(str(v) for v in value)
             if value is not None:
                 text += f"({value})"
         return text
@@ -196,6 +198,19 @@ class OpNodeMigrate(OpCode, kw_only=True, tag="OP_NODE_MIGRATE"):
     allow_runtime_changes: bool = True
     ignore_ipolicy: bool = False
     iallocator: str | None = None
+
+
+class OpOobCommand(OpCode, kw_only=True, tag="OP_OOB_COMMAND"):
+    """Run the nodes' out-of-band program (`gnt-node power|health`)."""
+
+    OP_DSC_FIELD = "node_names"
+    node_names: list[str] = msgspec.field(default_factory=list)
+    node_uuids: list[str] | None = None
+    command: str
+    timeout: int = 60
+    ignore_status: bool = False
+    force_master: bool = False
+    power_delay: float = 2.0
 
 
 class OpNodeEvacuate(OpCode, kw_only=True, tag="OP_NODE_EVACUATE"):

@@ -166,7 +166,7 @@ def parse_command(
     """
     parser = common.build_parser(prog, common_table(commands))
     try:
-        opts = parser.parse_args(list(argv))
+        opts = common.parse_interleaved(parser, list(argv))
     except SystemExit as exit_:
         if exit_.code in (0, None):
             raise

@@ -81,6 +81,12 @@ _KIND_NAMES: Final[dict[str, str]] = {
 _NUMERIC_KINDS: Final = frozenset({"number", "float", "unit"})
 
 
+def format_result_error(status: int, verbose: bool = True) -> str:
+    """Ganeti's FormatResultError: the text of a non-normal result status."""
+    verbose_text, short = _RS_TEXT.get(status, ("(unknown)", "??"))
+    return verbose_text if verbose else short
+
+
 # --- output -----------------------------------------------------------------------------
 
 
@@ -720,6 +726,27 @@ def _invoked_command(commands: Mapping[str, Command], args: Sequence[str]) -> st
     return None
 
 
+def parse_interleaved(parser: argparse.ArgumentParser, args: Sequence[str]) -> argparse.Namespace:
+    """Parse like Ganeti's optparse: options may come between positional arguments.
+
+    argparse fills a subcommand's positional list from the first run of
+    positionals only (``gnt-node power status --no-headers node2`` would leave
+    ``node2`` over); what is left over and is not an option joins the list.
+    """
+    opts, extras = parser.parse_known_args(list(args))
+    unknown = [e for e in extras if e.startswith("-") and e != "-"]
+    if unknown or (extras and not hasattr(opts, "args")):
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    if extras:
+        current = opts.args
+        if current is None:
+            current = []
+        elif isinstance(current, str):
+            current = [current]
+        opts.args = [*current, *extras]
+    return opts
+
+
 def generic_main(
     prog: str,
     commands: Mapping[str, Command],
@@ -733,7 +760,7 @@ def generic_main(
         parser.print_help(sys.stderr)
         return C.EXIT_FAILURE
     try:
-        opts = parser.parse_args(args)
+        opts = parse_interleaved(parser, args)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     cmd: Command = opts._command

@@ -14,6 +14,7 @@ from corral import opcodes as op
 from corral.cli import _util as U
 from corral.cli._generic_info import InfoList, format_generic_info, format_params_dict_info
 from corral.cli._node_add import add_node
+from corral.cli._node_power import HEALTH_OPTS, POWER_OPTS, node_health, power_node
 from corral.cli._util import Arg, Command, opt
 
 #: default fields of ``gnt-node list`` (Ganeti's _LIST_DEF_FIELDS)
@@ -516,6 +517,21 @@ commands: dict[str, Command] = {
         "[-f] <node>",
         "Stops the primary instances on a node and start them on their"
         " secondary node (only for instances with drbd disk template)",
+    ),
+    "power": Command(
+        power_node,
+        # one list: argparse cannot take options between two positionals
+        [Arg("power_args", nargs="+", metavar="on|off|cycle|status [nodes...]")],
+        POWER_OPTS,
+        "on|off|cycle|status [nodes...]",
+        "Change power state of node by calling out-of-band helper.",
+    ),
+    "health": Command(
+        node_health,
+        [_NODES],
+        HEALTH_OPTS,
+        "[<node_name>...]",
+        "Show health of a node using OOB",
     ),
     "list-tags": Command(list_tags, [_NODE], [], "<node_name>", "List the tags of the given node"),
     "add-tags": Command(

@@ -14,8 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the live cluster through the local API (default socket: the"
                    " master's)")  # fmt: skip
     p.add_argument("-m", "--master", metavar="CLUSTER",
-                   help="read a cluster over RAPI (not supported: corral has no RAPI server"
-                   " yet; use -L or -t)")  # fmt: skip
+                   help="read a cluster over RAPI v2 (host, host:port or URL)")  # fmt: skip
     p.add_argument("-C", "--print-commands", nargs="?", const="-", default=None)
     p.add_argument("-X", "--exec", action="store_true", dest="execute",
                    help="execute the moves as jobs through the local API (needs -L)")  # fmt: skip

@@ -25,8 +25,9 @@ while reading attribute 'mtotal': No data for a field``. Every failure is
 reported as ``failed to load data, aborting: ...`` (`HtoolsError`).
 
 `register()` plugs `LiveLoader` into `corral.htools.loader.LIVE_LOADERS`
-(the htools layer itself never talks to the API), together with a ``-m``
-source that explains that corral has no RAPI server yet.
+(the htools layer itself never talks to the API), together with the ``-m``
+source, `corral.cli.htools_rapi.RapiLoader`, which turns RAPI answers into
+the same rows and builds them with the same `build_cluster`.
 """
 
 from __future__ import annotations
@@ -326,28 +327,17 @@ class LiveLoader:
             raise HtoolsError(f"failed to load data, aborting: {text}") from None
 
 
-class RapiUnsupported:
-    """``-m CLUSTER``: corral has no RAPI server yet, so there is nothing to read."""
-
-    def __init__(self, cluster: str) -> None:
-        self.cluster = cluster
-
-    def load(self) -> Cluster:
-        raise HtoolsError(
-            f"-m {self.cluster}: reading a cluster over RAPI is not supported (corral has no"
-            " RAPI server yet); use -L on the master node or -t FILE"
-        )
-
-
 def _live(socket: str) -> Loader:
     return LiveLoader(socket)
 
 
 def _rapi(cluster: str) -> Loader:
-    return RapiUnsupported(cluster)
+    from corral.cli.htools_rapi import RapiLoader
+
+    return RapiLoader(cluster)
 
 
 def register() -> None:
-    """Plug the ``-L`` (and the explanatory ``-m``) sources into the htools loader."""
+    """Plug the ``-L`` and ``-m`` sources into the htools loader."""
     LIVE_LOADERS["luxi"] = _live
     LIVE_LOADERS["rapi"] = _rapi

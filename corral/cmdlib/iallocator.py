@@ -18,6 +18,7 @@ from typing import Any
 
 from corral import constants as C
 from corral import objects
+from corral.config.reader import filled_ndparams
 from corral.errors import ECODE_INVAL, ECODE_NORES, OpPrereqError
 
 IALLOCATOR_SEARCH_PATH = (
@@ -71,9 +72,7 @@ def _node_entry(
         "master_capable": node.master_capable,
         "vm_capable": node.vm_capable,
         "group": node.group,
-        "ndparams": objects.fill_dict(
-            objects.fill_dict(dict(C.NDC_DEFAULTS), cfg.cluster.ndparams), node.ndparams
-        ),
+        "ndparams": filled_ndparams(cfg, node),
     }
     if node.offline or live is None:
         # Ganeti marks nodes without data offline for the allocator

@@ -29,6 +29,7 @@ from corral.cmdlib.query_base import (
     known_objects,
 )
 from corral.cmdlib.registry import register_query
+from corral.config.reader import filled_ndparams
 
 
 class NodeItem:
@@ -76,12 +77,7 @@ def _role(item: NodeItem, _live: Any) -> str:
 
 
 def _ndparams(item: NodeItem) -> dict[str, Any]:
-    cfg = item.cfg
-    group = cfg.get_group(item.node.group)
-    merged = objects.fill_dict(dict(C.NDC_DEFAULTS), cfg.cluster.ndparams)
-    if group is not None:
-        merged = objects.fill_dict(merged, group.ndparams)
-    return objects.fill_dict(merged, item.node.ndparams)
+    return filled_ndparams(item.cfg.data, item.node)
 
 
 def _instances(item: NodeItem, which: int) -> list[str]:

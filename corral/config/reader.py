@@ -6,9 +6,22 @@ convention (change a copy and pass it to an ``update_*`` coroutine).
 
 from __future__ import annotations
 
+from typing import Any
+
+from corral import constants as C
 from corral import objects
 from corral.config.names import match_name_component
 from corral.errors import ECODE_INVAL, ECODE_NOENT, ConfigurationError, OpPrereqError
+
+
+def filled_ndparams(data: objects.ConfigData, node: objects.Node) -> dict[str, Any]:
+    """The node's parameters with Ganeti's inheritance: defaults < cluster <
+    node group < node (so e.g. one ``oob_program`` can serve a whole group)."""
+    merged = objects.fill_dict(dict(C.NDC_DEFAULTS), data.cluster.ndparams)
+    group = data.nodegroups.get(node.group)
+    if group is not None:
+        merged = objects.fill_dict(merged, group.ndparams)
+    return objects.fill_dict(merged, node.ndparams)
 
 
 class ConfigReader:
@@ -55,6 +68,9 @@ class ConfigReader:
 
     def get_node(self, uuid: str) -> objects.Node | None:
         return self._data.nodes.get(uuid)
+
+    def filled_ndparams(self, node: objects.Node) -> dict[str, Any]:
+        return filled_ndparams(self._data, node)
 
     def get_node_by_name(self, name: str) -> objects.Node | None:
         for node in self._data.nodes.values():

@@ -15,6 +15,11 @@ SIGTERM/SIGINT shut down cleanly: the API socket closes, running jobs get
 "error" (queued jobs stay queued for the next start), pending config and queue
 replication is flushed.
 
+The read-only RAPI v2 listener (`corral.rapi`, HTTPS, ``--rapi-port``,
+default 5080, 0 disables it) starts with the local API. A port that cannot
+be bound (or a missing node certificate) is logged and masterd runs on
+without RAPI: the local API is what the cluster needs to work.
+
 `Master` assembles the parts and is what tests run in-process (with a fake
 RPC runner and ``Paths.under(tmp)``). Heavy modules (numpy, the htools
 allocator, drivers) are only imported by the LUs that need them, keeping the
@@ -30,9 +35,10 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from corral import constants as C
 from corral import errors
@@ -52,6 +58,9 @@ from corral.jobs.replication import RpcConfigDistributor, RpcQueueReplicator
 from corral.jobs.watcher import Watcher
 from corral.paths import DEFAULT_PATHS, Paths
 from corral.rpc.client import RpcRunner
+
+if TYPE_CHECKING:
+    from corral.rapi.server import RapiServer
 
 log = logging.getLogger("corral.masterd")
 
@@ -85,6 +94,7 @@ class Master:
         node_name: str | None = None,
         max_running: int | None = None,
         watcher_interval: float | None = WATCHER_INTERVAL,
+        rapi_port: int | None = None,
     ) -> None:
         self.paths = paths
         self._rpc = rpc
@@ -101,6 +111,9 @@ class Master:
         self._watcher: asyncio.Task[None] | None = None
         self._startup_push: asyncio.Task[None] | None = None
         self._owns_rpc = rpc is None
+        #: RAPI port (None or 0: no RAPI listener; in-process tests default to none)
+        self.rapi_port = rapi_port
+        self.rapi: RapiServer | None = None
 
     @property
     def rpc(self) -> RpcRunner:
@@ -157,6 +170,7 @@ class Master:
         self.handlers = ApiHandlers(ctx=ctx, queue=queue, executor=executor, queries=queries)
         self.server = ApiServer(self.handlers, paths.master_socket)
         await self.server.start()
+        await self._start_rapi(ctx, queries)
         executor.start(to_run)
         # Candidates may have missed pushes while this master was down or new:
         # send them the current config once, in the background.
@@ -164,6 +178,26 @@ class Master:
         if self._watcher_interval:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
         log.info("corral-masterd %s started (pid %d)", C.RELEASE_VERSION, os.getpid())
+
+    async def _start_rapi(self, ctx: MasterContext, queries: dict[str, QueryResource]) -> None:
+        """Serve RAPI v2 on `rapi_port`; log and go on without it when that fails."""
+        if not self.rapi_port:
+            return
+        from corral.rapi.resources import RapiResources
+        from corral.rapi.server import RapiServer, server_ssl_context
+
+        try:
+            rapi = RapiServer(
+                RapiResources(ctx, queries),
+                port=self.rapi_port,
+                ssl_context=server_ssl_context(self.paths),
+            )
+            await rapi.start()
+        except (OSError, ssl.SSLError, OverflowError, ValueError) as err:
+            log.error("RAPI not started, cannot listen on port %d: %s", self.rapi_port, err)
+            return
+        self.rapi = rapi
+        log.info("RAPI listening on port %d", self.rapi_port)
 
     async def _watch(self) -> None:
         """Periodic upkeep (Ganeti's ganeti-watcher, see `corral.jobs.watcher`):
@@ -176,6 +210,12 @@ class Master:
         def job_done(job_id: int) -> bool:
             job = queue.get(job_id)
             return job is None or job.finalized
+
+        def job_result(job_id: int) -> Any:
+            job = queue.get(job_id)
+            if job is None or job.calc_status() != C.JOB_STATUS_SUCCESS or not job.ops:
+                return None
+            return job.ops[-1].result
 
         cfg = self.cfg
         replicator = self._replicator
@@ -190,6 +230,7 @@ class Master:
             self.executor.submit,
             job_done,
             resync,
+            job_result,
         )
         while True:
             await asyncio.sleep(self._watcher_interval)
@@ -208,6 +249,9 @@ class Master:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        if self.rapi is not None:
+            await self.rapi.stop()
+            self.rapi = None
         if self.server is not None:
             await self.server.stop()
         if self.executor is not None:
@@ -245,10 +289,39 @@ async def _serve(master: Master, pidfile: PidFile, ready: Ready) -> None:
         await master.stop()
 
 
+def _watcher_interval() -> float:
+    """Seconds between watcher rounds: `WATCHER_INTERVAL`, or the environment's
+    ``CORRAL_WATCHER_INTERVAL`` (tests and impatient clusters; inherited by the
+    masterd that ``gnt-cluster init`` or ``master-failover`` starts)."""
+    text = os.environ.get("CORRAL_WATCHER_INTERVAL", "")
+    try:
+        value = float(text)
+    except ValueError:
+        return WATCHER_INTERVAL
+    return value if value > 0 else WATCHER_INTERVAL
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port '{text}'")
+    return port
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="corral-masterd", description="corral master daemon")
     parser.add_argument("-f", "--foreground", action="store_true", help="do not detach")
     parser.add_argument("-d", "--debug", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--rapi-port",
+        type=_port,
+        default=C.RAPI_PORT,
+        metavar="PORT",
+        help=f"RAPI v2 (HTTPS) port, default {C.RAPI_PORT}; 0 disables RAPI",
+    )
     # For tests: all state below DIR (Paths.under(DIR)) and a forced node name
     parser.add_argument("--paths-root", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--node-name", default=None, help=argparse.SUPPRESS)
@@ -286,7 +359,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    master = Master(paths, node_name=args.node_name)
+    master = Master(
+        paths,
+        node_name=args.node_name,
+        rapi_port=args.rapi_port,
+        watcher_interval=_watcher_interval(),
+    )
     code = 0
     try:
         asyncio.run(_serve(master, pidfile, ready))

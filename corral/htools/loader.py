@@ -1,10 +1,11 @@
 """Cluster data sources for the htools front-ends.
 
 A loader turns some description of a cluster into a finalized `Cluster`.
-Today there is the text backend (``-t FILE``); reading the live corral
-cluster through the local API (``-L``) or RAPI (``-m``) will be plugged in by
-registering a `Loader` for those sources once those layers exist (the CLI
-layer provides the transport; htools itself stays pure computation).
+Here is the text backend (``-t FILE``); reading the live corral cluster
+through the local API (``-L``) or RAPI v2 (``-m CLUSTER``) is plugged in by
+the CLI layer, which registers a `Loader` factory for those sources in
+`LIVE_LOADERS` (`corral.cli.htools_live.register`: ``LiveLoader`` and
+``corral.cli.htools_rapi.RapiLoader``); htools itself stays pure computation.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ Each round asks every online node once which VMs run there, then:
 The watcher only submits ordinary jobs: they take the usual locks, so it never
 races a manual operation on the same instance, and it does not submit a new
 job for an instance while its previous one is unfinished. Instances on nodes
-that do not answer are left alone: moving them away (automatic failover) is a
-separate, opt-in feature.
+that do not answer are left alone, unless the cluster opted in to automatic
+(fenced) failover: see `corral.jobs.autofailover`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from corral import constants as C
 from corral import objects, opcodes
 from corral.cmdlib.base import MasterContext
 from corral.cmdlib.common import device_context
+from corral.jobs.autofailover import AutoFailover, JobResultFn
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,17 @@ class Watcher:
         submit: SubmitFn,
         job_done: JobDoneFn,
         resync: ResyncFn | None = None,
+        job_result: JobResultFn | None = None,
     ) -> None:
         self.ctx = ctx
         self.submit = submit
         self.job_done = job_done
         self.resync = resync
+        #: automatic failover needs the fence job's result; without a way to read
+        #: it (tests of the other duties) it is off
+        self.auto_failover = (
+            AutoFailover(ctx, submit, job_done, job_result) if job_result is not None else None
+        )
         self._pending: dict[str, int] = {}  # instance uuid -> watcher job id
         self._restarts: dict[str, int] = {}  # instance uuid -> attempts in a row
 
@@ -99,6 +106,12 @@ class Watcher:
             log.info("watcher: refreshing the config and queue copies of %s", sorted(back))
             await self.resync(back)
         submitted: list[int] = []
+        if self.auto_failover is not None:
+
+            def claim(uuid: str, job: int) -> None:
+                self._pending[uuid] = job
+
+            submitted += await self.auto_failover.run(running, self._busy, claim)
         for inst in cfg.all_instances():
             if inst.admin_state != C.ADMINST_UP or self._busy(inst.uuid):
                 continue

@@ -179,6 +179,15 @@ _call(
 )
 _call("node_volumes", [], list[JSONDict], TMO_FAST, "node_info:node_volumes")
 _call(
+    "run_oob",
+    [("program", str), ("command", str), ("node", str), ("timeout", int, 60)],
+    Any,
+    TMO_FAST,
+    "oob:run_oob",
+    "the program's JSON output, None without output (Ganeti's OOB protocol)",
+    timeout_arg="timeout",
+)
+_call(
     "upload_file",
     [
         ("path", str),

@@ -241,6 +241,63 @@ def test_failover_node(nodes: FakeClient, capsys: pytest.CaptureFixture[str]) ->
     ]
 
 
+def test_power_off_asks_offlines_first_and_prints_the_table(
+    nodes: FakeClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from corral.cli import _util
+
+    questions: list[str] = []
+    monkeypatch.setattr(_util, "ask_user", lambda q: questions.append(q) or False)
+    assert run(nodes, "power", "off", "node3") == 1
+    assert questions == [
+        "The power off will operate on 1 nodes.\nDo you want to continue?\nAffected nodes:\n  node3"
+    ]
+    assert nodes.ops == []
+    oob = [[[0, "node3"], [0, None]]]
+    nodes.job_results[100] = ("success", ["success", "success"], [[], oob], [])
+    assert run(nodes, "power", "-f", "off", "node3") == 0
+    assert nodes.ops == [
+        op.OpNodeSetParams(node_name="node3", offline=True),
+        op.OpOobCommand(node_names=["node3"], command="power-off"),
+    ]
+    assert capsys.readouterr().out.splitlines() == ["Node  Status", "node3 invoked"]
+
+
+def test_power_status_and_health_report_failures(
+    nodes: FakeClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = [
+        [[0, "node1"], [0, {"powered": True}]],
+        [[0, "node2"], [2, None]],
+        [[0, "node3"], [0, {"powered": False}]],
+    ]
+    nodes.job_results[100] = ("success", ["success"], [status], [])
+    assert run(nodes, "power", "status", "--no-headers") == 1
+    assert nodes.ops == [op.OpOobCommand(command="power-status")]
+    assert capsys.readouterr().out.splitlines() == [
+        "node1 powered",
+        "node2 (nodata)",
+        "node3 unpowered",
+    ]
+    health = [[[0, "node1"], [0, [["disk", "OK"], ["fan", "WARNING"]]]]]
+    nodes.job_results[101] = ("success", ["success"], [health], [])
+    assert run(nodes, "health", "node1") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "Node  Status",
+        "node1 disk=OK",
+        "      fan=WARNING",
+    ]
+    assert run(nodes, "power", "explode", "node1") == 1
+    assert "power subcommand explode not supported." in capsys.readouterr().err
+    # options may come between arguments, as with Ganeti's optparse
+    nodes.job_results[102] = ("success", ["success"], [status[2:]], [])
+    assert run(nodes, "power", "status", "--no-headers", "node3") == 0
+    assert nodes.jobs[-1] == [op.OpOobCommand(node_names=["node3"], command="power-status")]
+    assert capsys.readouterr().out.splitlines() == ["node3 unpowered"]
+    assert run(nodes, "power", "status", "node3", "--bogus") == 1
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
 def test_tags(nodes: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:
     nodes.tags[("node", "node1")] = ["rack:b", "rack:a"]
     assert run(nodes, "list-tags", "node1") == 0

@@ -49,7 +49,7 @@ def test_multi_group_needs_G(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     ("opt", "error"),
     [
         (["-L/nonexistent/socket"], "Error: failed to load data, aborting: Cannot communicate"),
-        (["-m", "cluster.example.com"], "not supported (corral has no RAPI server yet)"),
+        (["-m", "127.0.0.1:1"], "aborting: Cannot fetch 'https://127.0.0.1:1/2/groups?bulk=1'"),
     ],
 )
 def test_live_sources_without_a_server(

@@ -398,14 +398,6 @@ def test_hbal_X_needs_the_local_api(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "Error: hbal: Execution of commands possible only on LUXI" in cap.err
 
 
-@pytest.mark.parametrize("main", [htools_hbal.main, htools_hspace.main])
-def test_rapi_source_is_not_supported(main: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["-m", "cluster.example.com"]) == 1
-    err = capsys.readouterr().err
-    assert "not supported (corral has no RAPI server yet)" in err
-    assert "Traceback" not in err
-
-
 # -- job sets and opcodes ---------------------------------------------------------------------
 
 

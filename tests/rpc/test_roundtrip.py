@@ -185,6 +185,14 @@ async def _node_calls(c: Caller, node: NodeTarget, paths: Any, sample: Path) -> 
     assert "error" in verify["bogus"]
     assert await c("bridges_exist", node, ["br-test", "br-gone"]) == ["br-gone"]
     assert await c("node_volumes", node) == []
+    board = sample.with_name("board")
+    board.write_text('#!/bin/sh\necho "{\\"powered\\": true, \\"asked\\": \\"$1 $2\\"}"\n')
+    board.chmod(0o755)
+    assert await c("run_oob", node, str(board), "power-status", "node3", 10) == {
+        "powered": True,
+        "asked": "power-status node3",
+    }
+    assert "is not executable" in await c.fails("run_oob", node, "/nonexistent", "health", "n")
     dest = f"{paths.data_dir}/uploaded"
     await c(
         "upload_file",
