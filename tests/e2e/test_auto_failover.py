@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from corral.testkit.cluster import Testkit
+from tests.e2e.conftest import init_argv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_root]
 
@@ -117,22 +118,8 @@ def _row(kit: Testkit, name: str) -> list[str]:
 
 
 def test_a_dead_node_is_fenced_and_its_instance_fails_over(kit: Testkit, board: Board) -> None:
-    _ok(
-        kit,
-        "env",
-        "CORRAL_WATCHER_INTERVAL=2",
-        "gnt-cluster",
-        "init",
-        "--master-netdev=br-man",
-        "--enabled-hypervisors=fake",
-        "-N",
-        "link=br-public",
-        "--enabled-disk-templates=drbd,diskless",
-        "--auto-failover=yes",
-        "--node-parameters",
-        f"oob_program={_oob_path(board)}",
-        "cluster.project.edu",
-    )
+    init = init_argv("--auto-failover=yes", "--node-parameters", f"oob_program={_oob_path(board)}")
+    _ok(kit, "env", "CORRAL_WATCHER_INTERVAL=2", *init)
     for node in (N2, N3):
         _ok(kit, "gnt-node", "add", node)
     _ok(

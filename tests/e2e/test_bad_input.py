@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from corral.testkit.cluster import Testkit
+from tests.e2e.conftest import init_argv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_root]
 
@@ -88,19 +89,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testkit]:
     kit = Testkit(tmp_path_factory.mktemp("badkit"))
     kit.up(nodes=3, disk_size="8G", memory=2048)
     try:
-        ok(
-            kit,
-            "gnt-cluster",
-            "init",
-            "--master-netdev=br-man",
-            "--enabled-hypervisors=fake",
-            "-N",
-            "link=br-public",
-            "--enabled-disk-templates=drbd,file,diskless",
-            "--vg-name",
-            "ganeti",
-            f"cluster.{DOMAIN}",
-        )
+        ok(kit, *init_argv("--vg-name", "ganeti"))
         for node in NODES[1:]:
             ok(kit, "gnt-node", "add", f"{node}.{DOMAIN}")
         for node in NODES:

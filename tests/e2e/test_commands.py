@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 
 from corral.testkit.cluster import Testkit
+from tests.e2e.conftest import init_argv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_root]
 
@@ -88,11 +89,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testkit]:
     kit = Testkit(tmp_path_factory.mktemp("cmdkit"))
     kit.up(nodes=3, disk_size="20G", memory=2048)
     try:
-        ok(
-            kit, "gnt-cluster", "init", "--master-netdev=br-man", "--enabled-hypervisors=fake",
-            "-N", "link=br-public", "--enabled-disk-templates=drbd,file,sharedfile,diskless",
-            "--vg-name", "ganeti", f"cluster.{DOMAIN}",
-        )  # fmt: skip
+        ok(kit, *init_argv("--vg-name", "ganeti", templates="drbd,file,sharedfile,diskless"))
         for node in (N2, N3):
             ok(kit, "gnt-node", "add", node)
         for node in ("node1", "node2", "node3"):

@@ -14,6 +14,7 @@ import pytest
 
 from corral.paths import DEFAULT_PATHS
 from corral.testkit.cluster import Testkit
+from tests.e2e.conftest import init_argv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_root]
 
@@ -37,11 +38,7 @@ def _placement(kit: Testkit) -> dict[str, tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def cluster(kit: Testkit) -> Testkit:
-    _run(
-        kit, "gnt-cluster", "init", "--master-netdev=br-man", "--enabled-hypervisors=fake",
-        "-N", "link=br-public", "--enabled-disk-templates=drbd,file,diskless",
-        "cluster.project.edu",
-    )  # fmt: skip
+    _run(kit, *init_argv())
     for node in ("node2", "node3"):
         _run(kit, "gnt-node", "add", f"{node}.project.edu")
     for i, name in enumerate(INSTANCES):

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from corral.testkit.cluster import Testkit
+from tests.e2e.conftest import init_argv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_root]
 
@@ -23,18 +24,7 @@ def _ok(kit: Testkit, node: str, *argv: str) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(kit: Testkit) -> Testkit:
-    _ok(
-        kit,
-        "node1",
-        "gnt-cluster",
-        "init",
-        "--master-netdev=br-man",
-        "--enabled-hypervisors=fake",
-        "-N",
-        "link=br-public",
-        "--enabled-disk-templates=drbd,file,diskless",
-        "cluster.project.edu",
-    )
+    _ok(kit, "node1", *init_argv())
     for node in ("node2", "node3"):
         _ok(kit, "node1", "gnt-node", "add", f"{node}.project.edu")
     return kit
