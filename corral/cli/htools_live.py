@@ -36,7 +36,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from corral import errors, objects
+from corral import errors
 from corral.htools.cluster import Cluster
 from corral.htools.ialloc import parse_ipolicy
 from corral.htools.loader import LIVE_LOADERS, Loader
@@ -204,6 +204,8 @@ def build_cluster(data: LiveData) -> Cluster:
     """The finalized htools model of the live data (raises `HtoolsError`)."""
     c = Cluster()
     cinfo = data.cluster_info
+    from corral import objects  # msgspec: only paid for by -L/-m, not by -t
+
     cluster_pol = _merge_ipolicy(objects.default_ipolicy(), cinfo.get("ipolicy"))
     c.ipolicy = parse_ipolicy(cluster_pol, "cluster")
     tags = cinfo.get("tags", [])
