@@ -3,6 +3,7 @@ and the "cluster" query resource."""
 
 from __future__ import annotations
 
+import functools
 import platform
 from typing import Any, ClassVar
 
@@ -22,7 +23,10 @@ from corral.errors import ECODE_INVAL, OpPrereqError
 from corral.paths import Paths
 
 
+@functools.cache
 def _architecture() -> list[str]:
+    """Computed once: platform.architecture() runs `file` on the interpreter,
+    which must not happen on masterd's event loop at every (RAPI) request."""
     bits = "64bits" if platform.architecture()[0] == "64bit" else "32bits"
     return [bits, platform.machine()]
 
@@ -40,7 +44,7 @@ def cluster_info(cfg: ConfigStore, paths: Paths) -> dict[str, Any]:
         "os_api_version": max(C.OS_API_VERSIONS),
         "export_version": 0,
         "vcs_version": C.RELEASE_VERSION,
-        "architecture": _architecture(),
+        "architecture": list(_architecture()),
         "name": cluster.cluster_name,
         "master": master.name if master else cluster.master_node,
         "default_hypervisor": hypervisors[0] if hypervisors else None,

@@ -727,15 +727,20 @@ def _invoked_command(commands: Mapping[str, Command], args: Sequence[str]) -> st
 
 
 def parse_interleaved(parser: argparse.ArgumentParser, args: Sequence[str]) -> argparse.Namespace:
-    """Parse like Ganeti's optparse: options may come between positional arguments.
+    """Parse letting options come between positional arguments.
 
+    A corral convenience (Ganeti's optparse stops at the first positional):
     argparse fills a subcommand's positional list from the first run of
-    positionals only (``gnt-node power status --no-headers node2`` would leave
-    ``node2`` over); what is left over and is not an option joins the list.
+    positionals only, so ``gnt-node power status --no-headers node2`` would
+    leave ``node2`` over. What is left over joins the list, for commands that
+    take a variable number of arguments; anything else left over (an unknown
+    option, one argument too many) is the usual usage error.
     """
     opts, extras = parser.parse_known_args(list(args))
+    command = getattr(opts, "_command", None)
+    variadic = command is not None and command.nargs in ("*", "+")
     unknown = [e for e in extras if e.startswith("-") and e != "-"]
-    if unknown or (extras and not hasattr(opts, "args")):
+    if unknown or (extras and not variadic):
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if extras:
         current = opts.args

@@ -31,6 +31,7 @@ from corral import opcodes as op
 from corral.cli import _util as U
 from corral.cli._cluster_build import build_init_params, build_set_params_op, has_modifications
 from corral.cli._cluster_info import format_cluster_info, format_version
+from corral.cli._cluster_queue import queue_ops, watcher_ops
 from corral.cli._generic_info import format_generic_info
 from corral.cli._util import Arg, Command, opt
 
@@ -526,6 +527,20 @@ commands: dict[str, Command] = {
         ],
         "",
         "Deactivates the master IP",
+    ),
+    "queue": Command(
+        queue_ops,
+        [U.Arg("queue_command", metavar="drain|undrain|info")],
+        [],
+        "drain|undrain|info",
+        "Change queue properties",
+    ),
+    "watcher": Command(
+        watcher_ops,
+        [U.Arg("watcher_args", nargs="+", metavar="{pause <timespec>|continue|info}")],
+        [],
+        "{pause <timespec>|continue|info}",
+        "Change watcher properties",
     ),
     "list-tags": Command(list_tags, [], [], "", "List the tags of the cluster"),
     "add-tags": Command(add_tags, [_TAGS], U.TAG_OPTS, "tag...", "Add tags to the cluster"),

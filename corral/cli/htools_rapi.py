@@ -35,6 +35,7 @@ one line, ``failed to load data, aborting: ...`` (`HtoolsError`, exit 1).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import ssl
@@ -104,7 +105,8 @@ def fetch_json(url: str, timeout: float = TIMEOUT) -> Any:
     except urllib.error.URLError as err:
         reason = err.reason.strerror if isinstance(err.reason, OSError) else err.reason
         raise HtoolsError(f"Cannot fetch '{url}': {reason or err.reason}") from None
-    except (OSError, ValueError) as err:  # timeouts, TLS errors, resets, bad URLs
+    except (OSError, ValueError, http.client.HTTPException) as err:
+        # timeouts, TLS errors, resets, bad URLs, something that is not HTTP
         raise HtoolsError(f"Cannot fetch '{url}': {err or type(err).__name__}") from None
     return _decode(body, url)
 

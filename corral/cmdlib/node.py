@@ -333,6 +333,21 @@ class LUNodeSetParams(LogicalUnit):
         node = cfg.get_node(self.node_uuid)
         assert node is not None
         is_master = self.node_uuid == cfg.cluster.master_node
+        if cfg.filled_ndparams(node).get("oob_program"):
+            # powered off through its out-of-band program (e.g. fenced by the
+            # automatic failover): power it on first, or say it is on (--node-powered)
+            if op.offline is False and not (node.powered or op.powered):
+                raise OpPrereqError(
+                    f"Node {node.name} needs to be turned on before its offline status"
+                    " can be reset",
+                    ECODE_STATE,
+                )
+        elif op.powered is not None:
+            raise OpPrereqError(
+                f"Unable to change powered state for node {node.name} as it does not"
+                " support out-of-band handling",
+                ECODE_STATE,
+            )
         if is_master and (op.master_candidate is False or op.offline or op.drained):
             raise OpPrereqError(
                 "The master role can be changed only via master-failover", ECODE_INVAL

@@ -45,7 +45,7 @@ def check_payload(command: str, payload: Any) -> None:
             for entry in payload:
                 if not (isinstance(entry, list) and len(entry) == 2):
                     errs.append(f"health item {entry!r} is not an [item, status] pair")
-                elif entry[1] not in C.OOB_STATUSES:
+                elif not isinstance(entry[1], str) or entry[1] not in C.OOB_STATUSES:
                     errs.append(f"health item '{entry[0]}' has invalid status '{entry[1]}'")
     elif command == C.OOB_POWER_STATUS:
         if not isinstance(payload, dict) or C.OOB_POWER_STATUS_POWERED not in payload:

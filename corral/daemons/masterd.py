@@ -50,6 +50,7 @@ from corral.cmdlib.query_base import QueryResource
 from corral.config.file_store import FileConfigStore
 from corral.config.names import match_name_component
 from corral.daemons.process import PidFile, Ready, daemonize
+from corral.jobs.autofailover import DEAD_AFTER
 from corral.jobs.executor import Executor
 from corral.jobs.locking import LockManager
 from corral.jobs.query import JobQueryResource
@@ -225,12 +226,20 @@ class Master:
             if replicator is not None:
                 replicator.resync(names)
 
+        handlers = self.handlers
+
+        def paused() -> bool:
+            until = handlers.watcher_pause if handlers is not None else None
+            return queue.is_drained() or (until is not None and until > time.time())
+
         watcher = Watcher(
             MasterContext(cfg=cfg, rpc=self.rpc, paths=self.paths),
             self.executor.submit,
             job_done,
             resync,
             job_result,
+            paused=paused,
+            dead_after=_env_seconds("CORRAL_AUTO_FAILOVER_AFTER", DEAD_AFTER),
         )
         while True:
             await asyncio.sleep(self._watcher_interval)
@@ -275,12 +284,14 @@ class Master:
 
 
 async def _serve(master: Master, pidfile: PidFile, ready: Ready) -> None:
-    await master.start()
-    pidfile.write_pid()
+    # Handlers first: a SIGTERM while starting (the API socket already listens
+    # while RAPI still starts) must mean "stop cleanly", not the default death.
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    await master.start()
+    pidfile.write_pid()
     ready.notify("ok")
     try:
         await stop.wait()
@@ -289,16 +300,19 @@ async def _serve(master: Master, pidfile: PidFile, ready: Ready) -> None:
         await master.stop()
 
 
-def _watcher_interval() -> float:
-    """Seconds between watcher rounds: `WATCHER_INTERVAL`, or the environment's
-    ``CORRAL_WATCHER_INTERVAL`` (tests and impatient clusters; inherited by the
-    masterd that ``gnt-cluster init`` or ``master-failover`` starts)."""
-    text = os.environ.get("CORRAL_WATCHER_INTERVAL", "")
+def _env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, else `default`.
+
+    ``CORRAL_WATCHER_INTERVAL`` (between watcher rounds) and
+    ``CORRAL_AUTO_FAILOVER_AFTER`` (how long a node must be silent before
+    automatic failover fences it) are read this way: for tests and impatient
+    clusters, inherited by the masterd ``gnt-cluster init`` or
+    ``master-failover`` starts."""
     try:
-        value = float(text)
+        value = float(os.environ.get(name, ""))
     except ValueError:
-        return WATCHER_INTERVAL
-    return value if value > 0 else WATCHER_INTERVAL
+        return default
+    return value if value > 0 else default
 
 
 def _port(text: str) -> int:
@@ -363,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         paths,
         node_name=args.node_name,
         rapi_port=args.rapi_port,
-        watcher_interval=_watcher_interval(),
+        watcher_interval=_env_seconds("CORRAL_WATCHER_INTERVAL", WATCHER_INTERVAL),
     )
     code = 0
     try:

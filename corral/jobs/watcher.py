@@ -27,7 +27,7 @@ from corral import constants as C
 from corral import objects, opcodes
 from corral.cmdlib.base import MasterContext
 from corral.cmdlib.common import device_context
-from corral.jobs.autofailover import AutoFailover, JobResultFn
+from corral.jobs.autofailover import DEAD_AFTER, AutoFailover, JobResultFn
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +46,22 @@ class Watcher:
         job_done: JobDoneFn,
         resync: ResyncFn | None = None,
         job_result: JobResultFn | None = None,
+        *,
+        paused: Callable[[], bool] | None = None,
+        dead_after: float = DEAD_AFTER,
     ) -> None:
         self.ctx = ctx
         self.submit = submit
         self.job_done = job_done
         self.resync = resync
+        #: `gnt-cluster watcher pause` or a drained queue: rounds are skipped
+        self.paused = paused
         #: automatic failover needs the fence job's result; without a way to read
         #: it (tests of the other duties) it is off
         self.auto_failover = (
-            AutoFailover(ctx, submit, job_done, job_result) if job_result is not None else None
+            AutoFailover(ctx, submit, job_done, job_result, dead_after=dead_after)
+            if job_result is not None
+            else None
         )
         self._pending: dict[str, int] = {}  # instance uuid -> watcher job id
         self._restarts: dict[str, int] = {}  # instance uuid -> attempts in a row
@@ -95,7 +102,10 @@ class Watcher:
         return any(st.is_degraded for st in res.payload or [])
 
     async def run_once(self) -> list[int]:
-        """One round; returns the ids of the jobs it submitted."""
+        """One round; returns the ids of the jobs it submitted (none while paused)."""
+        if self.paused is not None and self.paused():
+            log.debug("watcher: paused (or the queue is drained), round skipped")
+            return []
         cfg = self.ctx.cfg
         running = await self._running()
         # master candidates whose copies went stale while they were away
@@ -111,7 +121,7 @@ class Watcher:
             def claim(uuid: str, job: int) -> None:
                 self._pending[uuid] = job
 
-            submitted += await self.auto_failover.run(running, self._busy, claim)
+            submitted += await self.auto_failover.run(running, claim)
         for inst in cfg.all_instances():
             if inst.admin_state != C.ADMINST_UP or self._busy(inst.uuid):
                 continue

@@ -85,6 +85,7 @@ UNIMPLEMENTED: Final[list[re.Pattern[str]]] = [
         r"/2/networks", r"/2/networks/NAME", r"/2/networks/NAME/(connect|disconnect|modify|tags)",
         r"/2/jobs", r"/2/jobs/NAME", r"/2/jobs/NAME/wait",
         r"/2/filters", r"/2/filters/NAME",
+        r"/2/query/NAME", r"/2/query/NAME/fields",
     ]
 ]  # fmt: skip
 """Ganeti 3.0.2 resources corral does not serve yet: any method is 501 there

@@ -124,6 +124,12 @@ class FakeClient:
     def query_config_values(self, names: list[str]) -> list[Any]:
         return [self.config_values.get(name) for name in names]
 
+    def set_drain_flag(self, drain: bool) -> None:
+        self.config_values["drain_flag"] = drain
+
+    def set_watcher_pause(self, until: float | None) -> None:
+        self.config_values["watcher_pause"] = until
+
     def query_tags(self, kind: str, name: str | None) -> list[str]:
         return self.tags.get((kind, name), [])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import types
 from typing import Any
 
@@ -233,3 +234,29 @@ def test_copyfile_reports_failures(
         )
         == 1
     )
+
+
+def test_queue_and_watcher_switches(capsys: pytest.CaptureFixture[str]) -> None:
+    from corral.cli._util import run_main
+    from tests.cli.conftest import FakeClient
+
+    client = FakeClient()
+
+    def run(*argv: str) -> tuple[int, str]:
+        code = run_main("gnt-cluster", gnt_cluster.commands, list(argv), client)
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    assert run("queue", "drain") == (0, "")
+    assert run("queue", "info") == (0, "The drain flag is set\n")
+    run("queue", "undrain")
+    assert run("queue", "info") == (0, "The drain flag is unset\n")
+    code, out = run("watcher", "pause", "1h")
+    assert code == 0 and out.startswith("The watcher is paused until ")
+    assert client.config_values["watcher_pause"] > time.time() + 3500
+    assert run("watcher", "info")[1] == out
+    assert run("watcher", "continue") == (0, "The watcher is no longer paused.\n")
+    assert run("watcher", "info") == (0, "The watcher is not paused.\n")
+    assert run("watcher", "pause")[0] == 1
+    assert "Missing pause duration" in run("watcher", "pause")[1]
+    assert "Command 'bogus' is not valid." in run("queue", "bogus")[1]

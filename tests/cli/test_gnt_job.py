@@ -580,3 +580,10 @@ def test_gnt_job_against_a_real_master(tmp_path: Any, capsys: pytest.CaptureFixt
     assert watch_out.splitlines()[2].endswith(" - INFO: Test delay iteration 0/0")
     assert "    - Opcode: OP_TEST_DELAY" in info_out.splitlines()
     assert "        OP_ID: OP_TEST_DELAY" in info_out.splitlines()
+
+
+def test_one_argument_too_many_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # options may come between arguments, but a fixed-count command keeps its count
+    code, _out, err = run_cli(capsys, None, "watch", "5", "6")
+    assert code == 1
+    assert "unrecognized arguments: 6" in err

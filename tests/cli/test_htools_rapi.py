@@ -225,3 +225,24 @@ def test_unreachable_rapi_exits_1_with_one_line(
         f"Error: failed to load data, aborting: Cannot fetch "
         f"'https://127.0.0.1:{port}/2/groups?bulk=1': Connection refused\n"
     )
+
+
+def test_a_server_that_is_not_http_is_a_one_line_error() -> None:
+    """E.g. ``-m host:22``: an SSH banner instead of an HTTP status line."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+
+        def banner() -> None:
+            conn, _ = srv.accept()
+            with conn:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+                conn.recv(1024)
+
+        thread = threading.Thread(target=banner, daemon=True)
+        thread.start()
+        with pytest.raises(HtoolsError) as err:
+            RapiLoader(f"http://127.0.0.1:{port}", timeout=5).load()
+        thread.join(5)
+    assert f"Cannot fetch 'http://127.0.0.1:{port}/2/groups?bulk=1'" in str(err.value)

@@ -89,6 +89,7 @@ def test_an_invalid_payload_is_no_data(env: Env) -> None:
     [
         ("health", {"a": 1}, "command 'health' is expected to return a list"),
         ("health", [["disk", "MELTING"]], "health item 'disk' has invalid status 'MELTING'"),
+        ("health", [["disk", ["OK"]]], "health item 'disk' has invalid status"),
         ("power-status", None, "power-status is expected to return a dict"),
         ("power-on", {"x": 1}, "power-on is expected to not return payload"),
     ],
@@ -105,3 +106,21 @@ def test_bad_arguments(env: Env) -> None:
         run_lu(env, _oob("explode", "node2"))
     with pytest.raises(errors.OpPrereqError, match="Node 'nosuch' not known"):
         run_lu(env, _oob(C.OOB_HEALTH, "nosuch"))
+
+
+def test_a_powered_off_node_must_be_powered_on_before_going_online(env: Env) -> None:
+    node3 = env.cfg.nodes[node_uuid(3)]
+    node3.offline = True
+    run_lu(env, _oob(C.OOB_POWER_OFF, "node3"))
+    with pytest.raises(errors.OpPrereqError) as info:
+        run_lu(env, opcodes.OpNodeSetParams(node_name="node3", offline=False))
+    assert str(info.value) == (
+        f"Node node3.{DOMAIN} needs to be turned on before its offline status can be reset"
+    )
+    run_lu(env, _oob(C.OOB_POWER_ON, "node3"))
+    run_lu(env, opcodes.OpNodeSetParams(node_name="node3", offline=False))
+    assert not env.cfg.nodes[node_uuid(3)].offline
+    # without an out-of-band program the power state cannot be set at all
+    env.cfg.cluster.ndparams["oob_program"] = ""
+    with pytest.raises(errors.OpPrereqError, match="does not support out-of-band handling"):
+        run_lu(env, opcodes.OpNodeSetParams(node_name="node3", powered=False))

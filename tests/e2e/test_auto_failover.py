@@ -119,7 +119,7 @@ def _row(kit: Testkit, name: str) -> list[str]:
 
 def test_a_dead_node_is_fenced_and_its_instance_fails_over(kit: Testkit, board: Board) -> None:
     init = init_argv("--auto-failover=yes", "--node-parameters", f"oob_program={_oob_path(board)}")
-    _ok(kit, "env", "CORRAL_WATCHER_INTERVAL=2", *init)
+    _ok(kit, "env", "CORRAL_WATCHER_INTERVAL=2", "CORRAL_AUTO_FAILOVER_AFTER=6", *init)
     for node in (N2, N3):
         _ok(kit, "gnt-node", "add", node)
     _ok(

@@ -148,6 +148,8 @@ def test_errors_have_ganetis_bodies(tmp_path: Path) -> None:
         ("PUT", "/2/instances/web/startup"),
         ("GET", "/2/jobs/7"),
         ("POST", "/2/groups/default/assign-nodes"),
+        ("GET", "/2/query/instance"),
+        ("GET", "/2/query/node/fields"),
     ]
     answers = _get_all(tmp_path, requests)
     missing = reference("curl_instance_missing.json")
