@@ -14,8 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the live cluster through the local API (default socket: the"
                    " master's)")  # fmt: skip
     p.add_argument("-m", "--master", metavar="CLUSTER",
-                   help="read a cluster over RAPI (not supported: corral has no RAPI server"
-                   " yet; use -L or -t)")  # fmt: skip
+                   help="read a cluster over RAPI v2 (host, host:port or URL)")  # fmt: skip
     p.add_argument("--standard-alloc", metavar="DISK,RAM,CPU")
     p.add_argument("--tiered-alloc", metavar="DISK,RAM,CPU")
     p.add_argument("--disk-template", metavar="TEMPLATE")
@@ -24,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="count", default=0)
     p.add_argument("-V", "--version", action="version", version="hspace (corral) 0.1.0")
+    # benchmarking/verification: score every pair of every placement (slow, same result)
+    p.add_argument("--full-scan", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -55,11 +56,22 @@ def _spec(text: str, base: Any) -> Any:
 
 def _run(args: Any) -> int:
     from corral.cli import htools_live
+    from corral.htools import pairs
+
+    htools_live.register()
+    old_full = pairs.FULL_SCAN[0]
+    pairs.FULL_SCAN[0] = bool(args.full_scan)
+    try:
+        return _report(args)
+    finally:
+        pairs.FULL_SCAN[0] = old_full
+
+
+def _report(args: Any) -> int:
     from corral.htools.capacity import standard_alloc, tiered_alloc
     from corral.htools.loader import select_loader
     from corral.htools.types import DISK_TEMPLATES, HtoolsError
 
-    htools_live.register()
     c = select_loader(args.text_data, args.luxi, args.master).load()
     pol = c.ipolicy
     template = args.disk_template or (pol.disk_templates[0] if pol.disk_templates else "drbd")

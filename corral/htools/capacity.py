@@ -21,8 +21,9 @@ import dataclasses
 from collections import Counter
 
 from corral.htools import nodeops
-from corral.htools.allocate import alloc_multi_group, fit_counts, place_new
+from corral.htools.allocate import FitProbe, alloc_multi_group, place_new
 from corral.htools.cluster import Cluster
+from corral.htools.pairs import PairCache
 from corral.htools.types import FailMode, Instance, ISpec
 
 UNIT_MEM, UNIT_DSK, UNIT_CPU = 64, 256, 1
@@ -59,19 +60,30 @@ def _most_likely(cnt: Counter[FailMode]) -> FailMode:
     return min(m for m, v in cnt.items() if v == best)
 
 
-def _alloc_loop(c: Cluster, spec: ISpec, template: str, limit: int, start: int) -> AllocRun:
+def _alloc_loop(
+    c: Cluster, spec: ISpec, template: str, limit: int, start: int,
+    caches: dict[int, PairCache] | None = None,
+) -> AllocRun:  # fmt: skip
+    """Allocate ``spec`` until it fails; ``caches`` (per group) may be shared
+    by successive loops on the same cluster (hspace's tiered allocation)."""
     req = 2 if template == "drbd" else 1
     placed: list[Instance] = []
     n = start
+    if caches is None:
+        caches = {}
     while limit < 0 or len(placed) < limit:
         inst = _mk(spec, template, n)
-        best, sols = alloc_multi_group(c, inst, req, capacity_check=False)
+        best, sols = alloc_multi_group(
+            c, inst, req, capacity_check=False, exact_score=False, counts=False, caches=caches
+        )
         if best is None or best.best is None:
             cnt: Counter[FailMode] = Counter()
             for s in sols:
                 cnt.update(s.failures)
             return AllocRun(placed, _most_likely(cnt), cnt, c)
         place_new(c, inst, best.best.nodes)
+        for pc in caches.values():
+            pc.touch(best.best.nodes)
         placed.append(inst)
         n += 1
     return AllocRun(placed, FailMode.OK, Counter(), c)
@@ -110,7 +122,9 @@ def _shrink(c: Cluster, spec: ISpec, mode: FailMode, jump: bool) -> ISpec | None
     return None
 
 
-def _try_once(c: Cluster, spec: ISpec, template: str, n: int) -> tuple[bool, Counter[FailMode]]:
+def _try_once(
+    c: Cluster, spec: ISpec, template: str, n: int, probes: dict[int, FitProbe]
+) -> tuple[bool, Counter[FailMode]]:
     """One allocation attempt (nothing placed): success and failure counts."""
     req = 2 if template == "drbd" else 1
     inst = _mk(spec, template, n)
@@ -119,14 +133,17 @@ def _try_once(c: Cluster, spec: ISpec, template: str, n: int) -> tuple[bool, Cou
     for g, grp in enumerate(c.groups):
         if grp.alloc_policy == "unallocable":
             continue
-        fits, gc = fit_counts(c, inst, g, req)
+        if g not in probes:
+            probes[g] = FitProbe(c, g)
+        fits, gc = probes[g].counts(inst, req)
         ok = ok or fits
         cnt.update(gc)
     return ok, cnt
 
 
 def _suffices_shrinking(c: Cluster, spec: ISpec, mode: FailMode, template: str, n: int,
-                        cnt: Counter[FailMode]) -> ISpec | None:  # fmt: skip
+                        cnt: Counter[FailMode],
+                        probes: dict[int, FitProbe]) -> ISpec | None:  # fmt: skip
     """Ganeti's ``sufficesShrinking``: shrink by ``mode`` while it keeps failing for it."""
     cur: ISpec | None = spec
     ok, fails = False, cnt
@@ -137,7 +154,7 @@ def _suffices_shrinking(c: Cluster, spec: ISpec, mode: FailMode, template: str, 
             return None
         cur = _shrink(c, cur, mode, jump=True)
         if cur is not None:
-            ok, fails = _try_once(c, cur, template, n)
+            ok, fails = _try_once(c, cur, template, n, probes)
     return None
 
 
@@ -164,8 +181,10 @@ def tiered_alloc(
         return -1 if limit < 0 else limit - len(placed)
 
     cur: ISpec | None = spec
+    caches: dict[int, PairCache] = {}
     while cur is not None and remaining() != 0:
-        run = _alloc_loop(cc, cur, template, remaining(), len(placed))
+        run = _alloc_loop(cc, cur, template, remaining(), len(placed), caches)
+        probes: dict[int, FitProbe] = {}  # the cluster changed
         placed.extend(run.placed)
         cnt, reason = run.fail_counts, run.fail_reason
         if reason == FailMode.OK:
@@ -178,7 +197,7 @@ def tiered_alloc(
             s2 = _shrink(cc, s, _ganeti_order(e)[-1], jump=True)
             if s2 is None:
                 break
-            ok, e2 = _try_once(cc, s2, template, len(placed))
+            ok, e2 = _try_once(cc, s2, template, len(placed), probes)
             if ok:
                 nxt = s2
                 break
@@ -187,7 +206,7 @@ def tiered_alloc(
         if nxt is None:
             for s, e in reversed(chain):
                 for mode in reversed(_ganeti_order(e)):
-                    nxt = _suffices_shrinking(cc, s, mode, template, len(placed), e)
+                    nxt = _suffices_shrinking(cc, s, mode, template, len(placed), e, probes)
                     if nxt is not None:
                         break
                 if nxt is not None:

@@ -108,8 +108,63 @@ def parse_ipolicy(d: Any, what: str) -> IPolicy:
     )
 
 
+_MOVABLE = ("drbd", "sharedfile", "gluster", "blockdev", "rbd", "ext")
+_MAXNUM = 2**52
+
+
+def _fast_instance(name: str, d: dict[str, Any]) -> Instance | None:
+    """`instance_from_dict` for the common, well-formed entry; None = take the slow path.
+
+    Accepts only what the slow path accepts unchanged (plain ints in range,
+    known template, list of disk dicts, string tags), so results are equal.
+    """
+    mem, vcpus, dt = d.get("memory"), d.get("vcpus"), d.get("disk_template")
+    if type(mem) is not int or type(vcpus) is not int or type(dt) is not str:
+        return None
+    if not (0 <= mem <= _MAXNUM and 0 <= vcpus <= _MAXNUM) or dt not in DISK_TEMPLATES:
+        return None
+    raw = d.get("disks")
+    if type(raw) is not list:
+        return None
+    disks: list[tuple[int, int | None]] = []
+    total = 0
+    for dk in raw:
+        if type(dk) is not dict:
+            return None
+        size, sp = dk.get("size"), dk.get("spindles")
+        if type(size) is not int or not 0 <= size <= _MAXNUM:
+            return None
+        if sp is not None and (type(sp) is not int or sp < 0):
+            return None
+        disks.append((size, sp))
+        total += size
+    if "disk_space_total" in d:
+        total = d["disk_space_total"]
+        if type(total) is not int or not 0 <= total <= _MAXNUM:
+            return None
+    tags = d.get("tags", [])
+    if type(tags) is not list or not all(type(t) is str for t in tags):
+        return None
+    su = 1
+    if "spindle_use" in d:
+        su = d["spindle_use"]
+        if type(su) is not int or not 0 <= su <= _MAXNUM:
+            return None
+    nics = d.get("nics", [{}])
+    inst = Instance(
+        name=name, mem=mem, dsk=total, vcpus=vcpus, disk_template=dt, tags=list(tags),
+        spindle_use=su, disks=disks, nics=len(nics) if isinstance(nics, list) else 1,
+    )  # fmt: skip
+    inst.movable = dt in _MOVABLE
+    return inst
+
+
 def instance_from_dict(name: str, d: Any, what: str) -> Instance:
     """The instance fields shared by ``instances`` entries and allocate requests."""
+    if type(d) is dict:
+        fast = _fast_instance(name, d)
+        if fast is not None:
+            return fast
     mem = _num(d, "memory", what)
     vcpus = _num(d, "vcpus", what)
     dt = _get(d, "disk_template", what, str)
@@ -133,8 +188,11 @@ def instance_from_dict(name: str, d: Any, what: str) -> Instance:
         name=name, mem=mem, dsk=dsk, vcpus=vcpus, disk_template=dt, tags=list(tags),
         spindle_use=su, disks=disks, nics=len(nics) if isinstance(nics, list) else 1,
     )  # fmt: skip
-    inst.movable = dt in ("drbd", "sharedfile", "gluster", "blockdev", "rbd", "ext")
+    inst.movable = dt in _MOVABLE
     return inst
+
+
+_ADMIN_STATES = {"up": "running", "down": "ADMIN_down", "offline": "ADMIN_offline"}
 
 
 def parse_request(req: Any, static_kvm_mem: int | None = 4096) -> tuple[Cluster, Request]:
@@ -190,9 +248,7 @@ def parse_request(req: Any, static_kvm_mem: int | None = 4096) -> tuple[Cluster,
         what = f"instance '{name}'"
         inst = instance_from_dict(name, d, what)
         st = d.get("admin_state", "up")
-        inst.status = {"up": "running", "down": "ADMIN_down", "offline": "ADMIN_offline"}.get(
-            st, ""
-        )
+        inst.status = _ADMIN_STATES.get(st, "")
         if not inst.status:
             raise HtoolsError(f"Invalid data for {what}: bad admin_state '{st}'")
         inst.forthcoming = bool(d.get("forthcoming", False))

@@ -34,3 +34,23 @@ def test_bad_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f.write_text(DATA)
     assert htools_hspace.main(["-t", str(f), "--standard-alloc=1,x"]) == 1
     assert "Invalid instance specification" in capsys.readouterr().err
+
+
+def test_full_scan_option_gives_same_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hidden --full-scan (every pair scored) prints the same HTS_* lines."""
+    from corral.htools import pairs
+
+    corpus = Path("/work/shared/reference/htools/corpus/office-40.data")
+    f = corpus if corpus.exists() else tmp_path / "c.data"
+    if not corpus.exists():
+        f.write_text(DATA)
+    argv = ["-t", str(f), "--machine-readable", "--disk-template=drbd",
+            "--standard-alloc=4096,128,1"]  # fmt: skip
+    assert htools_hspace.main(argv) == 0
+    fast = capsys.readouterr().out
+    assert htools_hspace.main([*argv, "--full-scan"]) == 0
+    assert capsys.readouterr().out == fast
+    assert pairs.FULL_SCAN[0] is False  # restored
+    assert "HTS_ALLOC_INSTANCES=" in fast
