@@ -47,8 +47,9 @@ class BalanceOptions:
     # prune full evaluations to about this many targets; 0 = all, -1 = automatic
     target_limit: int = -1
     # cached search: evaluate everything again every this many moves (0 = never).
-    # 10 made office-400 end exactly where exhaustive search ends, but costs 2.5x
-    # the time and did not help on dc-400 (bench/results/htools.md)
+    # 10 makes office-400 follow the exhaustive path exactly (55 s) and dc-400 end
+    # slightly better than exhaustive, but doubles the time (123 s on dc-400;
+    # bench/results/htools.md)
     refresh: int = 0
 
     def effective_target_limit(self, n_targets: int) -> int:

@@ -53,10 +53,11 @@ def score_parts(st: score.Stats, parts: dict[int, tuple[Any, Any]]) -> NDArray:
 class Cands:
     """Up to `KEEP` candidate moves per instance, with their metric deltas.
 
-    ``d`` has shape (instances, KEEP, 2, 20): the change of Σx and Σx² per
-    metric. It depends only on the nodes a move touches, so a candidate whose
-    nodes did not change since it was found is rescored exactly under the
-    current sums by `rescore`, without evaluating it again.
+    ``d`` has shape (2, 20, instances, KEEP): the change of Σx and Σx² per
+    metric (metric-major, so that `rescore` reads each metric contiguously).
+    It depends only on the nodes a move touches, so a candidate whose nodes
+    did not change since it was found is rescored exactly under the current
+    sums by `rescore`, without evaluating it again.
     """
 
     def __init__(self, val: NDArray, kind: NDArray, tgt: NDArray, d: NDArray) -> None:
@@ -66,17 +67,17 @@ class Cands:
     def empty(cls, ni: int, width: int = KEEP) -> Cands:
         return cls(np.full((ni, width), np.inf), np.zeros((ni, width), dtype=np.int64),
                    np.full((ni, width), -1, dtype=np.int64),
-                   np.zeros((ni, width, 2, score.NMETRICS)))  # fmt: skip
+                   np.zeros((2, score.NMETRICS, ni, width)))  # fmt: skip
 
     def set(self, rows: NDArray, other: Cands) -> None:
         self.val[rows], self.kind[rows] = other.val, other.kind
-        self.tgt[rows], self.d[rows] = other.tgt, other.d
+        self.tgt[rows], self.d[:, :, rows] = other.tgt, other.d
 
     def rows(self, rows: NDArray) -> Cands:
-        return Cands(self.val[rows], self.kind[rows], self.tgt[rows], self.d[rows])
+        return Cands(self.val[rows], self.kind[rows], self.tgt[rows], self.d[:, :, rows])
 
     def fetch(self, rr: NDArray, cols: NDArray) -> tuple[NDArray, NDArray, NDArray]:
-        return self.d[rr, cols], self.kind[rr, cols], self.tgt[rr, cols]
+        return np.moveaxis(self.d[:, :, rr, cols], -1, 0), self.kind[rr, cols], self.tgt[rr, cols]
 
     @classmethod
     def best_of(cls, sources: list[Any], ic: int) -> Cands:
@@ -102,46 +103,71 @@ class Cands:
             rr, kk = np.nonzero((sel >= off) & (sel < off + w))
             if len(rr):
                 d, kind, tgt = src.fetch(rr, sel[rr, kk] - off)
-                out.d[rr, kk], out.kind[rr, kk], out.tgt[rr, kk] = d, kind, tgt
+                out.d[:, :, rr, kk] = np.moveaxis(d, 0, -1)
+                out.kind[rr, kk], out.tgt[rr, kk] = kind, tgt
             off += w
         if out.val.shape[1] < KEEP:
             return cls.best_of([out, cls.empty(ic, KEEP - out.val.shape[1])], ic)
         return out
 
+    def merge(self, gr: NDArray, sources: list[Any]) -> None:
+        """Keep the `KEEP` best of rows ``gr`` plus ``sources`` (aligned with ``gr``).
+
+        In place: a new candidate takes the slot of an evicted one, so kept
+        entries are not copied and deltas are fetched for the newcomers only.
+        """
+        newv = np.concatenate([src.val for src in sources], axis=1)
+        h, w = newv.shape
+        k = self.val.shape[1]
+        allv = np.concatenate([self.val[gr], newv], axis=1)
+        sel = np.argpartition(allv, k - 1, axis=1)[:, :k]
+        won = np.zeros((h, k + w), dtype=bool)
+        won[np.arange(h)[:, None], sel] = True
+        r_e, c_e = np.nonzero(~won[:, :k])  # evicted slots, row by row
+        r_n, c_n = np.nonzero(won[:, k:])  # newcomers, row by row (same counts)
+        if not len(r_n):
+            return
+        rows, cols = gr[r_e], c_e
+        self.val[rows, cols] = newv[r_n, c_n]
+        bounds = np.cumsum([0] + [src.val.shape[1] for src in sources])
+        which = np.searchsorted(bounds, c_n, side="right") - 1
+        for i, src in enumerate(sources):
+            m = which == i
+            if m.any():
+                d, kind, tgt = src.fetch(r_n[m], c_n[m] - bounds[i])
+                self.d[:, :, rows[m], cols[m]] = np.moveaxis(d, 0, -1)
+                self.kind[rows[m], cols[m]] = kind
+                self.tgt[rows[m], cols[m]] = tgt
+
     def rescore(self, st: score.Stats) -> None:
         """Recompute ``val`` under new sums (infeasible candidates stay inf)."""
-        parts = {m: (self.d[:, :, 0, m], self.d[:, :, 1, m]) for m in range(score.NMETRICS)}
+        parts = {m: (self.d[0, m], self.d[1, m]) for m in range(score.NMETRICS)}
         new = score_parts(st, parts)
         self.val = np.where(np.isfinite(self.val), new, np.inf)
 
 
 class KindResult:
-    """Scores of one move kind for (ic, k) pairs, deltas computed on demand."""
+    """Scores of one move kind for (ic, k) pairs; deltas computed on demand.
 
-    def __init__(self, val: NDArray, parts: dict[int, tuple[Any, Any]], move: Move,
-                 tg: NDArray) -> None:  # fmt: skip
-        self.val, self.parts, self.move, self.tg = val, parts, move, tg
+    ``delta_fn(rows, cols)`` returns the (Δ Σx, Δ Σx²) deltas, shape
+    (len(rows), 2, 20), of the entries (rows[i], cols[i]) only: computing them
+    for every pair is the expensive part, and only the kept winners need them.
+    """
+
+    def __init__(self, val: NDArray, delta_fn: Any, move: Move, tg: NDArray) -> None:
+        self.val, self.delta_fn, self.move, self.tg = val, delta_fn, move, tg
         self.rowmap: NDArray | None = None
 
     def subset(self, rows: NDArray) -> KindResult:
         """The same result restricted to ``rows`` (deltas still fetched lazily)."""
-        out = KindResult(self.val[rows], self.parts, self.move, self.tg)
+        out = KindResult(self.val[rows], self.delta_fn, self.move, self.tg)
         out.rowmap = rows if self.rowmap is None else self.rowmap[rows]
         return out
 
     def fetch(self, rr: NDArray, cols: NDArray) -> tuple[NDArray, NDArray, NDArray]:
         if self.rowmap is not None:
             rr = self.rowmap[rr]
-        d = np.zeros((len(rr), 2, score.NMETRICS))
-        for m, pair in self.parts.items():
-            for j, a in enumerate(pair):
-                a = np.asarray(a, dtype=float)
-                if a.ndim == 2 and a.shape[1] > 1:
-                    d[:, j, m] = a[rr, cols]
-                elif a.ndim == 2:
-                    d[:, j, m] = a[rr, 0]
-                else:
-                    d[:, j, m] = a
+        d = self.delta_fn(rr, cols)
         return d, np.full(len(rr), int(self.move), dtype=np.int64), self.tg[cols]
 
 

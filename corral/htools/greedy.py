@@ -47,6 +47,8 @@ def balance_cached(
     if opts.max_length == 0:
         return ini, cur, steps
     ev = PairEval(c, nodes, pm, opts)
+    if exhaustive:
+        return _balance_exhaustive(c, nodes, cand, insts, opts, on_step, target_limit, ev, pm)
     targets = pick_targets(ev, cand, insts, target_limit)
     cache = Cands.empty(len(insts))
     all_rows = np.arange(len(insts))
@@ -125,8 +127,8 @@ def balance_cached(
             ],
             dtype=np.int64,
         )
-        had = np.isin(cache.tgt, gained).any(axis=1)
-        cache.val[np.isin(cache.tgt, touched)] = np.inf
+        had = _member(cache.tgt, gained, c.n_nodes).any(axis=1)
+        cache.val[_member(cache.tgt, touched, c.n_nodes)] = np.inf
         cache.rescore(ev.st)
         t_on = touched[np.isin(touched, targets)]
         t_all = t_on[~np.isin(t_on, gained)]
@@ -139,6 +141,65 @@ def balance_cached(
         cache.val[dirty] = -np.inf  # must be evaluated before anything is chosen
         extra = t_on
     return ini, cur, steps
+
+
+def _balance_exhaustive(
+    c: Cluster, nodes: NDArray, cand: NDArray, insts: list[Instance], opts: Any, on_step: Any,
+    target_limit: int, ev: PairEval, pm: PeerTable,
+) -> tuple[float, float, list[Any]]:  # fmt: skip
+    """Every pair evaluated at every step (`PairEval.best_move`); no candidate cache."""
+    from corral.htools.balance import Step
+
+    ini = cur = c.score(nodes)
+    steps: list[Step] = []
+    sizes = Sizes.of(insts)
+    fixed = ev.fixed(insts, sizes)
+    pos = np.array([i.pnode for i in insts], dtype=np.int64)
+    sec = np.array([i.snode for i in insts], dtype=np.int64)
+    banned: set[tuple[int, int, int]] = set()
+    while opts.max_length < 0 or len(steps) < opts.max_length:
+        targets = pick_targets(ev, cand, insts, target_limit)
+        found = ev.best_move(fixed, sizes, targets, banned)
+        if (found is None or not found[0] < cur - 1e-12) and len(targets) < len(cand):
+            found = ev.best_move(fixed, sizes, cand, banned)  # look at every target before stopping
+        if found is None or not found[0] < cur - 1e-12:
+            break
+        val, j, move, t = found
+        if cur <= opts.min_gain_limit and cur - val < opts.min_gain:
+            break
+        inst = insts[j]
+        old = (inst.pnode, inst.snode)
+        involved = sorted({x for x in (*old, t) if x >= 0})
+        before = _snapshot(c, involved)
+        if apply_move(c, inst, move, t) != FailMode.OK:
+            banned.add((j, int(move), t))  # prediction disagreed with the exact check
+            if len(banned) > 100:
+                break
+            continue
+        banned.clear()
+        st = Step(inst.idx, old, (inst.pnode, inst.snode), move, t, 0.0)
+        cur = c.score(nodes)
+        st.score = cur
+        steps.append(st)
+        if on_step is not None:
+            on_step(st, len(steps))
+        after = _snapshot(c, involved)
+        touched = [x for x, b, a in zip(involved, before, after, strict=True) if b != a]
+        for x in touched:
+            pm.refresh(int(x))
+        pos[j], sec[j] = inst.pnode, inst.snode
+        ev = PairEval(c, nodes, pm, opts)
+        dirty = np.flatnonzero(np.isin(pos, touched) | np.isin(sec, touched))
+        fixed.put(dirty, ev.fixed([insts[r] for r in dirty], sizes.take(dirty)))
+    return ini, cur, steps
+
+
+def _member(a: NDArray, nodes: NDArray, n: int) -> NDArray:
+    """``np.isin(a, nodes)`` for node indices (``-1`` = no target) via a lookup table."""
+    mark = np.zeros(n + 1, dtype=bool)
+    mark[nodes] = True
+    mark[-1] = False  # index -1 (no target) reads the spare last slot
+    return mark[a]
 
 
 def _choose(

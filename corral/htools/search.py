@@ -4,7 +4,8 @@ Why: Ganeti rescores the whole cluster for every candidate move, Θ(I·N·N) per
 step. A DRBD move changes at most three nodes: the instance's primary ``p``,
 its secondary ``s`` and one target ``t``. The score after the move follows from
 the running sums (Σx, Σx² per metric over the online nodes, `score.Stats`)
-plus the old and new metric values of those nodes (`candidates.score_parts`).
+plus the old and new metric values of those nodes (`PairEval._values` for whole
+pair arrays, `candidates.score_parts` for kept candidates).
 
 * What ``p`` and ``s`` become depends on the instance only: `Fixed` holds it
   per instance (computed with `nodeops`, exactly as the move applies it) and
@@ -18,7 +19,8 @@ plus the old and new metric values of those nodes (`candidates.score_parts`).
 Moves (Ganeti ``Cluster/Moves.hs``): failover (s, p); replace-secondary
 (p, t); replace-and-failover (t, p); replace-primary (t, s);
 failover-and-replace (s, t). `PairEval.evaluate` keeps each instance's best
-`candidates.KEEP` candidates over all kinds. `greedy` drives the steps.
+`candidates.KEEP` candidates over all kinds (`best_move`: only the single best,
+for the exhaustive search). `greedy` drives the steps.
 
 Scope: DRBD instances on groups without exclusive storage and instances
 without exclusion tags (`lean_supported`); `balance` falls back to the generic
@@ -33,16 +35,16 @@ from typing import Any
 import numpy as np
 
 from corral.htools import nodeops, score
-from corral.htools.candidates import Cands, KindResult, PeerTable, score_parts
+from corral.htools.candidates import KEEP, Cands, KindResult, PeerTable
 from corral.htools.cluster import Cluster
 from corral.htools.moves import Move
+from corral.htools.pairterms import FORTH, XM, PairTerms, Terms
 from corral.htools.types import Instance
 
 NDArray = np.ndarray[Any, Any]
 Parts = dict[int, tuple[Any, Any]]
 
 CHUNK_PAIRS = 40_000
-_XM = (2, 3, 19)  # metrics of p/s that depend on the target (peer memory)
 
 
 def lean_supported(c: Cluster, insts: list[Instance], nodes: NDArray) -> bool:
@@ -119,7 +121,7 @@ class Fixed:
             self.a[k][rows] = v
 
 
-class PairEval:
+class PairEval(PairTerms):
     """Candidate scores for one cluster state (rebuild after every applied move)."""
 
     def __init__(self, c: Cluster, gnodes: NDArray, peers: PeerTable, opts: Any) -> None:
@@ -142,6 +144,11 @@ class PairEval:
         self.peers = peers
         self.pm = peers.pm
         self.online = ~v["offline"]
+        # Without forthcoming instances a *_forth metric equals its plain one for
+        # every node and every move of a (never forthcoming) movable instance:
+        # score it once with both weights (forth metric -> plain metric).
+        self.dup = {f: p for f, p, keys in FORTH
+                    if all(np.array_equal(v[k], v[k + "_f"]) for k in keys)}  # fmt: skip
 
     # -- per-instance parts -------------------------------------------------------
     def fixed(self, insts: list[Instance], sz: Sizes) -> Fixed:
@@ -208,134 +215,9 @@ class PairEval:
         a[tag + "cnt"] = base["npri"] + base["nsec"]
         a[tag + "strict"] = strict
         mb = score.node_metrics(base)
-        for m in _XM:
+        for m in XM:
             a[f"{tag}m{m}"] = mb[m]
         return mb
-
-    # -- pair parts ------------------------------------------------------------------
-    def _target_sec(self, T: NDArray, b: Sizes, peer: NDArray, strict: NDArray
-                    ) -> tuple[dict[int, NDArray], NDArray]:  # fmt: skip
-        """Target ``t`` receives the instance as secondary (``Node.addSecExEx``)."""
-        v = self.v
-        dsk = b.dsk[:, None]
-        su = (b.spindle_use * 1.0)[:, None]
-        secmem = (b.mem * b.uses_sec_mem)[:, None]
-        fdsk = v["fdsk"][T][None, :] - dsk
-        fdsk_f = v["fdsk_f"][T][None, :] - dsk
-        isp = v["isp"][T][None, :] + su
-        isp_f = v["isp_f"][T][None, :] + su
-        rmem = np.maximum(v["rmem"][T][None, :], peer + secmem)
-        old_mem = self.unalloc[T][None, :]
-        failn1 = old_mem <= rmem
-        hisp = v["hisp"][T][None, :]
-        lodsk = v["lodsk"][T][None, :]
-        soft = (fdsk < lodsk) | (isp > hisp) | (secmem >= old_mem)
-        soft |= failn1 & ~v["failn1"][T][None, :]
-        soft |= (fdsk_f <= 0) | (fdsk_f < lodsk) | (isp_f > hisp)
-        soft |= secmem >= v["fmem_f"][T][None, :]
-        bad = (fdsk <= 0) | (soft & strict[:, None])
-        itd, one = self.inv_tdsk[T][None, :], self.dsk_one[T][None, :]
-        ih = self.inv_hisp[T][None, :]
-        cnt = (v["npri"][T] + v["nsec"][T] + 1)[None, :]
-        r3 = rmem * self.inv_tmem[T][None, :]
-        new = {
-            1: fdsk * itd + one,
-            2: np.where(failn1, cnt, 0),
-            3: r3,
-            9: v["ld"][T][None, :] + b.util[2][:, None],
-            12: isp * ih,
-            14: fdsk_f * itd + one,
-            16: isp_f * ih,
-            19: r3,
-        }
-        return new, bad
-
-    def _target_pri(self, T: NDArray, b: Sizes, strict: NDArray
-                    ) -> tuple[dict[int, NDArray], NDArray]:  # fmt: skip
-        """Target ``t`` receives the instance as primary (``Node.addPriEx``)."""
-        v = self.v
-        mem = b.mem[:, None]
-        dsk = b.dsk[:, None]
-        su = (b.spindle_use * 1.0)[:, None]
-        vc = (b.vcpus * b.not_offline)[:, None]
-        memu = (b.mem * b.uses_memory)[:, None]
-        fmem_f = v["fmem_f"][T][None, :] - mem
-        fdsk_f = v["fdsk_f"][T][None, :] - dsk
-        isp_f = v["isp_f"][T][None, :] + su
-        ucpu_f = v["ucpu_f"][T][None, :] + vc
-        unal = self.unalloc[T][None, :] - memu
-        failn1 = unal <= v["rmem"][T][None, :]
-        fdsk = v["fdsk"][T][None, :] - dsk
-        isp = v["isp"][T][None, :] + su
-        ucpu = v["ucpu"][T][None, :] + vc
-        hisp = v["hisp"][T][None, :]
-        lodsk = v["lodsk"][T][None, :]
-        tcpu = v["tcpu"][T][None, :]
-        vr = v["vratio"][T][None, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            soft = (fdsk < lodsk) | (isp > hisp) | (failn1 & ~v["failn1"][T][None, :])
-            soft |= (vr >= 0) & (vr < ucpu / tcpu)
-            soft |= (fmem_f <= 0) | (fdsk_f <= 0) | (fdsk_f < lodsk) | (isp_f > hisp)
-            soft |= (vr >= 0) & (vr < ucpu_f / tcpu)
-        bad = (unal <= 0) | (fdsk <= 0) | (soft & strict[:, None])
-        itm = self.inv_tmem[T][None, :]
-        itd, one = self.inv_tdsk[T][None, :], self.dsk_one[T][None, :]
-        ic = self.inv_cpu[T][None, :]
-        ih = self.inv_hisp[T][None, :]
-        cnt = (v["npri"][T] + 1 + v["nsec"][T])[None, :]
-        new = {
-            0: unal * itm,
-            1: fdsk * itd + one,
-            2: np.where(failn1, cnt, 0),
-            6: ucpu * ic,
-            7: v["lc"][T][None, :] + b.util[0][:, None],
-            8: v["lm"][T][None, :] + b.util[1][:, None],
-            9: v["ld"][T][None, :] + b.util[2][:, None],
-            10: v["ln"][T][None, :] + b.util[3][:, None],
-            12: isp * ih,
-            13: fmem_f * itm,
-            14: fdsk_f * itd + one,
-            15: ucpu_f * ic,
-            16: isp_f * ih,
-        }
-        return new, bad
-
-    def _x_pair(self, fx: Fixed, tag: str, x: NDArray, b: Sizes, peer: NDArray
-                ) -> tuple[dict[int, NDArray], dict[int, NDArray], NDArray]:  # fmt: skip
-        """Pair terms of x becoming secondary of ``t``: new, base metrics, fail mask."""
-        a = fx.a
-        secmem = (b.mem * b.uses_sec_mem)[:, None]
-        rmem = np.maximum(a[tag + "rmem"][:, None], peer + secmem)
-        failn1 = a[tag + "free"][:, None] <= rmem
-        bad = a[tag + "bad"][:, None] | ((a[tag + "strict"] & ~a[tag + "n1"])[:, None] & failn1)
-        on = self.online[x][:, None]
-        r3 = np.where(on, rmem * self.inv_tmem[x][:, None], 0.0)
-        new = {2: np.where(failn1 & on, a[tag + "cnt"][:, None], 0), 3: r3, 19: r3}
-        base = {m: a[f"{tag}m{m}"] for m in _XM}
-        return new, base, bad
-
-    def _combine(self, F: NDArray, tnew: dict[int, NDArray], T: NDArray,
-                 xnew: dict[int, NDArray] | None = None,
-                 xbase: dict[int, NDArray] | None = None) -> tuple[NDArray, Parts]:  # fmt: skip
-        """Scores (ic, k) and per-metric deltas; ``F`` = fixed part (ic, 2, 20)."""
-        parts: Parts = {}
-        for m in range(score.NMETRICS):
-            a1: Any = F[:, 0, m][:, None]
-            a2: Any = F[:, 1, m][:, None]
-            if m in tnew:
-                nt = tnew[m]
-                b1 = np.subtract(nt, self.m[m, T][None, :], dtype=float)
-                b2 = np.multiply(nt, nt, dtype=float)
-                b2 -= self.m2[m, T][None, :]
-                a1, a2 = _acc(b1, a1), _acc(b2, a2)
-            if xnew is not None and xbase is not None and m in xnew:
-                nx, bx = xnew[m], xbase[m][:, None]
-                c1 = np.subtract(nx, bx, dtype=float)
-                c2 = np.multiply(nx, nx, dtype=float)
-                c2 -= bx * bx
-                a1, a2 = _acc(c1, a1), _acc(c2, a2)
-            parts[m] = (a1, a2)
-        return score_parts(self.st, parts), parts
 
     # -- evaluation ---------------------------------------------------------------
     def evaluate(self, fx: Fixed, sz: Sizes, targets: NDArray, with_failover: bool = True
@@ -350,6 +232,46 @@ class PairEval:
             found = self._eval_chunk(fx.take(rr), sz.take(rr), targets, with_failover)
             out.set(rr, Cands.best_of(found, len(rr)))
         return out
+
+    def best_move(self, fx: Fixed, sz: Sizes, targets: NDArray, banned: set[tuple[int, int, int]]
+                  ) -> tuple[float, int, Move, int] | None:  # fmt: skip
+        """The lowest-scoring candidate over every (instance, move, target): hbal's step.
+
+        Returns (score, row, move, target) or None. Ties resolve exactly as
+        `evaluate` followed by choosing the best cached candidate does (first row;
+        within the row the first of its `KEEP` best in the order `argpartition`
+        leaves them), without keeping candidates or computing their deltas.
+        ``banned`` lists (row, move, target) candidates to skip.
+        """
+        ni = len(fx.a["pi"])
+        chunk = max(1, CHUNK_PAIRS // max(len(targets), 1))
+        best: tuple[float, int, Move, int] | None = None
+        for lo in range(0, ni, chunk):
+            sl = slice(lo, min(ni, lo + chunk))
+            found = self._eval_chunk(fx.slice(sl), sz.slice(sl), targets, True)
+            if not found:
+                continue
+            allv = np.concatenate([f.val for f in found], axis=1)
+            offs = np.cumsum([0] + [f.val.shape[1] for f in found])
+            for r, mv, t in banned:
+                if lo <= r < sl.stop:
+                    for f, off in zip(found, offs, strict=False):
+                        if int(f.move) == mv:
+                            allv[r - lo, off + np.flatnonzero(f.tg == t)] = np.inf
+            rmin = allv.min(axis=1)
+            r = int(np.argmin(rmin))
+            if not np.isfinite(rmin[r]) or (best is not None and not rmin[r] < best[0]):
+                continue
+            row = allv[r]
+            if len(row) > KEEP:
+                sel = np.argpartition(row, KEEP - 1)[:KEEP]
+                col = int(sel[np.argmin(row[sel])])
+            else:
+                col = int(np.argmin(row))
+            i = int(np.searchsorted(offs, col, side="right")) - 1
+            f = found[i]
+            best = (float(rmin[r]), lo + r, f.move, int(f.tg[col - offs[i]]))
+        return best
 
     def improve(self, cache: Cands, rows: NDArray, fx: Fixed, sz: Sizes, targets: NDArray
                 ) -> None:  # fmt: skip
@@ -381,55 +303,67 @@ class PairEval:
         best = np.min([f.val.min(axis=1) for f in found], axis=0)
         hit = np.flatnonzero((best < cache.val[gr].max(axis=1)) & want)
         if len(hit):
-            sub = [f.subset(hit) for f in found]
-            cache.set(gr[hit], Cands.best_of([cache.rows(gr[hit]), *sub], len(hit)))
+            cache.merge(gr[hit], [f.subset(hit) for f in found])
+
+    def _kind_terms(self, kind: int, fx: Fixed, b: Sizes, Tc: NDArray
+                    ) -> tuple[Terms, NDArray]:  # fmt: skip
+        """Target/x terms and the infeasibility mask of one move kind (not failover)."""
+        pm, a = self.pm, fx.a
+        pi, si = a["pi"][:, None], a["si"][:, None]
+        same = (Tc == pi) | (Tc == si)
+        no_x: dict[int, NDArray] = {}
+        if kind == 1:  # replace secondary: (p, t)
+            tnew, bad = self._target_sec(Tc, b, pm[Tc, pi], a["fss"])
+            return (tnew, no_x, no_x), bad | same
+        if kind == 2:  # replace and failover: (t, p); Ganeti adds the primary non-forced
+            tnew, bad = self._target_pri(Tc, b, np.ones(len(pi), dtype=bool))
+            xn, xb, xbad = self._x_pair(fx, "a", a["pi"], b, pm[pi, Tc])
+            return (tnew, xn, xb), bad | xbad | same
+        okc = ~a["ok"][:, 3:4]
+        if kind == 3:  # replace primary: (t, s)
+            tnew, bad = self._target_pri(Tc, b, a["fps"])
+            xn, xb, xbad = self._x_pair(fx, "b", a["si"], b, pm[si, Tc])
+            return (tnew, xn, xb), bad | xbad | same | okc
+        # failover and replace: (s, t)
+        tnew, bad = self._target_sec(Tc, b, pm[Tc, si], a["fps"])
+        return (tnew, no_x, no_x), bad | same | okc
 
     def _eval_chunk(self, fx: Fixed, b: Sizes, T: NDArray, with_fo: bool) -> list[KindResult]:
-        opts, pm, a = self.opts, self.pm, fx.a
-        pi, si, F, ok = a["pi"], a["si"], a["F"], a["ok"]
+        opts, a = self.opts, fx.a
+        F, ok = a["F"], a["ok"]
         found: list[KindResult] = []
-
-        def add(res: tuple[NDArray, Parts], bad: NDArray, move: Move, tg: NDArray) -> None:
-            val = np.broadcast_to(res[0], bad.shape)
-            found.append(KindResult(np.where(bad, np.inf, val), res[1], move, tg))
-
         if with_fo and opts.instance_moves:
-            fo = self._combine(F[:, 0], {}, T[:0])
-            add(fo, ~ok[:, :1], Move.FAILOVER, np.array([-1]))
-        k = len(T)
-        if opts.disk_moves and k:
-            same = (T[None, :] == pi[:, None]) | (T[None, :] == si[:, None])
-            # replace secondary: (p, t)
-            tnew, bad = self._target_sec(T, b, pm[T[None, :], pi[:, None]], a["fss"])
-            add(self._combine(F[:, 1], tnew, T), bad | same, Move.REPLACE_SECONDARY, T)
-        if opts.disk_moves and k and opts.instance_moves:
-            # replace and failover: (t, p); Ganeti adds the primary non-forced
-            tnew, bad = self._target_pri(T, b, np.ones(len(pi), dtype=bool))
-            xn, xb, xbad = self._x_pair(fx, "a", pi, b, pm[pi[:, None], T[None, :]])
-            res = self._combine(F[:, 2], tnew, T, xn, xb)
-            add(res, bad | xbad | same, Move.REPLACE_AND_FAILOVER, T)
-            rows = np.flatnonzero(ok[:, 3])
-            if len(rows):
-                okc = ~ok[:, 3:4]
-                # replace primary: (t, s)
-                tnew, bad = self._target_pri(T, b, a["fps"])
-                xn, xb, xbad = self._x_pair(fx, "b", si, b, pm[si[:, None], T[None, :]])
-                res = self._combine(F[:, 3], tnew, T, xn, xb)
-                add(res, bad | xbad | same | okc, Move.REPLACE_PRIMARY, T)
-                # failover and replace: (s, t)
-                tnew, bad = self._target_sec(T, b, pm[T[None, :], si[:, None]], a["fps"])
-                add(self._combine(F[:, 4], tnew, T), bad | same | okc,
-                    Move.FAILOVER_AND_REPLACE, T)  # fmt: skip
+            no: dict[int, NDArray] = {}
+            val = self._values(F[:, 0], (no, no, no), None)
+            F0 = F[:, 0]
+            found.append(KindResult(np.where(~ok[:, :1], np.inf, val),
+                                    lambda rr, cols: np.array(F0[rr]),
+                                    Move.FAILOVER, np.array([-1])))  # fmt: skip
+        if not (opts.disk_moves and len(T)):
+            return found
+        kinds = [1]
+        if opts.instance_moves:
+            kinds.append(2)
+            if ok[:, 3].any():
+                kinds += [3, 4]
+        Tc = T[None, :]
+        for kind in kinds:
+            terms, bad = self._kind_terms(kind, fx, b, Tc)
+            val = self._values(F[:, kind], terms, Tc)
+            found.append(KindResult(np.where(bad, np.inf, val), self._fetcher(kind, fx, b, T),
+                                    Fixed.KINDS[kind], T))  # fmt: skip
         return found
 
+    def _fetcher(self, kind: int, fx: Fixed, b: Sizes, T: NDArray) -> Any:
+        """Deltas of chosen (row, column) entries, recomputed for those pairs only."""
 
-def _acc(b: NDArray, a: Any) -> Any:
-    """``b + a`` reusing ``b``'s buffer when the shapes allow it."""
-    try:
-        b += a
-    except ValueError:
-        return b + a
-    return b
+        def fetch(rr: NDArray, cols: NDArray) -> NDArray:
+            sub = Fixed({k: v[rr] for k, v in fx.a.items() if k != "F"})  # F: one kind only
+            Tc = T[cols][:, None]
+            terms, _ = self._kind_terms(kind, sub, b.take(rr), Tc)
+            return self._deltas(fx.a["F"][rr, kind], terms, Tc)
+
+        return fetch
 
 
 def pick_targets(ev: PairEval, cand: NDArray, insts: list[Instance], limit: int) -> NDArray:
@@ -445,10 +379,12 @@ def pick_targets(ev: PairEval, cand: NDArray, insts: list[Instance], limit: int)
     b = Sizes.of([med])
     zero = np.zeros((1, 2, score.NMETRICS))
     yes = np.ones(1, dtype=bool)
-    tn, bad = ev._target_pri(cand, b, yes)
-    pri = np.where(bad, np.inf, ev._combine(zero, tn, cand)[0])[0]
-    tn, bad = ev._target_sec(cand, b, np.zeros((1, len(cand)), dtype=np.int64), yes)
-    sec = np.where(bad, np.inf, ev._combine(zero, tn, cand)[0])[0]
+    Tc = cand[None, :]
+    no: dict[int, NDArray] = {}
+    tn, bad = ev._target_pri(Tc, b, yes)
+    pri = np.where(bad, np.inf, ev._values(zero, (tn, no, no), Tc))[0]
+    tn, bad = ev._target_sec(Tc, b, np.zeros((1, len(cand)), dtype=np.int64), yes)
+    sec = np.where(bad, np.inf, ev._values(zero, (tn, no, no), Tc))[0]
     q = max(1, limit // 8)
     picks = [
         cand[np.argsort(pri, kind="stable")[: limit // 2]],
