@@ -13,6 +13,8 @@ import json
 import sys
 from typing import Any
 
+from corral.cli._htools_start import prepare
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hail", description="corral iallocator (hail)")
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prepare()
     args = build_parser().parse_args(argv)
     try:
         if args.file == "-":

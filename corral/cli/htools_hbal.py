@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from corral.cli._htools_start import prepare
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hbal", description="corral cluster balancer")
@@ -44,6 +46,7 @@ def _alias(name: str, suffix: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prepare()
     args = build_parser().parse_args(argv)
     from corral.htools.types import HtoolsError
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from corral.cli._htools_start import prepare
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hspace", description="corral capacity planning")
@@ -29,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prepare()
     args = build_parser().parse_args(argv)
     from corral.htools.types import HtoolsError
 

@@ -30,12 +30,15 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from corral import constants as C
-from corral import errors, opcodes
+from corral import errors
 from corral.htools.moves import Move, move_code
 from corral.htools.types import HtoolsError
+
+if TYPE_CHECKING:
+    from corral import opcodes
 
 WAIT_TIMEOUT = 10.0
 
@@ -103,6 +106,8 @@ def format_commands(sets: Sequence[Sequence[PlannedMove]]) -> str:
 
 def move_opcodes(pm: PlannedMove) -> list[opcodes.OpCode]:
     """The opcodes of the job for one move (Ganeti's ``iMoveToJob``)."""
+    from corral import opcodes  # msgspec: only for -X, not for every hbal run
+
     _, steps = move_code(pm.move, pm.target)
     ops: list[opcodes.OpCode] = []
     for kind, node in steps:

@@ -44,6 +44,7 @@ from corral import constants as C
 from corral import errors
 from corral.api.cluster_info import ClusterQueryResource
 from corral.api.server import ApiHandlers, ApiServer
+from corral.cli._htools_start import prepare as prepare_htools
 from corral.cmdlib import registry
 from corral.cmdlib.base import MasterContext
 from corral.cmdlib.query_base import QueryResource
@@ -344,6 +345,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    prepare_htools()  # hail runs in-process: one BLAS thread, not one per core
     paths = Paths.under(args.paths_root) if args.paths_root else DEFAULT_PATHS
     # Check the master role before detaching so the caller sees the answer.
     try:
