@@ -17,18 +17,69 @@ from corral.cli._htools_start import prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hail", description="corral iallocator (hail)")
+    p = argparse.ArgumentParser(
+        prog="hail",
+        description="Iallocator: answer an iallocator v2 request (allocate, relocate,"
+        " multi-allocate, node-evacuate, change-group) with the nodes that keep the"
+        " cluster score lowest; usable by corral (the default) and by Ganeti.",
+    )
     p.add_argument("file", help="iallocator request file, - for stdin")
-    p.add_argument("--no-capacity-checks", action="store_true")
-    p.add_argument("--ignore-soft-errors", action="store_true")
-    p.add_argument("-t", "--text-data", metavar="FILE", help="use this cluster data file")
-    p.add_argument("--restrict-allocation-to", metavar="NODES", default=None)
-    p.add_argument("--static-kvm-node-memory", type=int, default=4096, metavar="N")
-    p.add_argument("-v", "--verbose", action="count", default=0)
-    p.add_argument("-q", "--quiet", action="count", default=0)
-    p.add_argument("-p", "--print-nodes", nargs="?", const="", default=None)
-    p.add_argument("-S", "--save", metavar="FILE")
-    p.add_argument("-V", "--version", action="version", version="hail (corral) 0.1.0")
+    p.add_argument(
+        "--no-capacity-checks",
+        action="store_true",
+        help="skip the check that the cluster stays N+1 redundant after the placement",
+    )
+    p.add_argument(
+        "--ignore-soft-errors",
+        action="store_true",
+        help="allow placements that break the instance policy's soft limits",
+    )
+    p.add_argument(
+        "-t",
+        "--text-data",
+        metavar="FILE",
+        help="take the cluster from this htools text file instead of the request",
+    )
+    p.add_argument(
+        "--restrict-allocation-to",
+        metavar="NODES",
+        default=None,
+        help="only consider these nodes (comma-separated names)",
+    )
+    p.add_argument(
+        "--static-kvm-node-memory",
+        type=int,
+        default=4096,
+        metavar="MIB",
+        help="memory reserved for the node itself when the first enabled"
+        " hypervisor is kvm (default 4096, as Ganeti)",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more output on stderr (repeat for more)"
+    )
+    p.add_argument("-q", "--quiet", action="count", default=0, help="less output (repeat for less)")
+    p.add_argument(
+        "-p",
+        "--print-nodes",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FIELDS",
+        help="accepted for compatibility with Ganeti's hail; prints nothing yet",
+    )
+    p.add_argument(
+        "-S",
+        "--save",
+        metavar="FILE",
+        help="accepted for compatibility with Ganeti's hail; saves nothing yet",
+    )
+    p.add_argument(
+        "-V",
+        "--version",
+        action="version",
+        version="hail (corral) 0.1.0",
+        help="print the version and exit",
+    )
     return p
 
 

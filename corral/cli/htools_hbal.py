@@ -10,34 +10,145 @@ from corral.cli._htools_start import prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hbal", description="corral cluster balancer")
-    p.add_argument("-t", "--text-data", metavar="FILE")
-    p.add_argument("-L", "--luxi", nargs="?", const="default", default=None, metavar="SOCKET",
-                   help="read the live cluster through the local API (default socket: the"
-                   " master's)")  # fmt: skip
-    p.add_argument("-m", "--master", metavar="CLUSTER",
-                   help="read a cluster over RAPI v2 (host, host:port or URL)")  # fmt: skip
-    p.add_argument("-C", "--print-commands", nargs="?", const="-", default=None)
-    p.add_argument("-X", "--exec", action="store_true", dest="execute",
-                   help="execute the moves as jobs through the local API (needs -L)")  # fmt: skip
-    p.add_argument("-p", "--print-nodes", nargs="?", const="", default=None)
-    p.add_argument("-v", "--verbose", action="count", default=0)
-    p.add_argument("-q", "--quiet", action="count", default=0)
-    p.add_argument("-l", "--max-length", type=int, default=-1)
-    p.add_argument("-g", "--min-gain", type=float, default=0.01)
-    p.add_argument("--min-gain-limit", type=float, default=0.1)
-    p.add_argument("-e", "--min-score", type=float, default=1e-9)
-    p.add_argument("--no-disk-moves", action="store_true")
-    p.add_argument("--no-instance-moves", action="store_true")
-    p.add_argument("-E", "--evac-mode", action="store_true")
-    p.add_argument("-G", "--group", metavar="ID")
-    p.add_argument("--ignore-soft-errors", action="store_true")
+    p = argparse.ArgumentParser(
+        prog="hbal",
+        description="Balance a cluster: find the moves (failover, migrate, replace-disks)"
+        " that lower the cluster score the most, one at a time; print them, write them"
+        " as gnt-instance commands (-C) or run them as jobs (-X).",
+    )
+    p.add_argument(
+        "-t",
+        "--text-data",
+        metavar="FILE",
+        help="read the cluster from a file in htools' text format",
+    )
+    p.add_argument(
+        "-L",
+        "--luxi",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="SOCKET",
+        help="read the live cluster through the local API (default socket: the master's)",
+    )
+    p.add_argument(
+        "-m",
+        "--master",
+        metavar="CLUSTER",
+        help="read a cluster over RAPI v2 (host, host:port or URL)",
+    )
+    p.add_argument(
+        "-C",
+        "--print-commands",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="print the gnt-instance commands that perform the moves (to FILE if given)",
+    )
+    p.add_argument(
+        "-X",
+        "--exec",
+        action="store_true",
+        dest="execute",
+        help="execute the moves as jobs through the local API (needs -L)",
+    )
+    p.add_argument(
+        "-p",
+        "--print-nodes",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FIELDS",
+        help="print the node table before and after balancing (FIELDS: a"
+        " comma-separated list, +list to extend the default)",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more output (repeat for more)"
+    )
+    p.add_argument("-q", "--quiet", action="count", default=0, help="less output (repeat for less)")
+    p.add_argument(
+        "-l",
+        "--max-length",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="stop after N moves (default: until no move improves the score)",
+    )
+    p.add_argument(
+        "-g",
+        "--min-gain",
+        type=float,
+        default=0.01,
+        metavar="GAIN",
+        help="stop when a move gains less than this (default 0.01), once the"
+        " score is below --min-gain-limit",
+    )
+    p.add_argument(
+        "--min-gain-limit",
+        type=float,
+        default=0.1,
+        metavar="SCORE",
+        help="score below which --min-gain applies (default 0.1)",
+    )
+    p.add_argument(
+        "-e",
+        "--min-score",
+        type=float,
+        default=1e-9,
+        metavar="SCORE",
+        help="stop once the cluster score is this low (default 1e-9)",
+    )
+    p.add_argument(
+        "--no-disk-moves",
+        action="store_true",
+        help="only failovers and migrations: no move that copies disks",
+    )
+    p.add_argument(
+        "--no-instance-moves",
+        action="store_true",
+        help="only secondary changes: no move of an instance's primary node",
+    )
+    p.add_argument(
+        "-E",
+        "--evac-mode",
+        action="store_true",
+        help="only move instances off offline and drained nodes",
+    )
+    p.add_argument(
+        "-G",
+        "--group",
+        metavar="GROUP",
+        help="balance this node group (name or UUID; needed when the cluster has several)",
+    )
+    p.add_argument(
+        "--ignore-soft-errors",
+        action="store_true",
+        help="allow moves that break the instance policy's soft limits",
+    )
     # corral extensions (benchmarking the move search; not in Ganeti's hbal)
-    p.add_argument("--search", choices=("cached", "exhaustive", "legacy"), default="cached",
-                   help=argparse.SUPPRESS)  # fmt: skip
+    p.add_argument(
+        "--search",
+        choices=("cached", "exhaustive", "legacy"),
+        default="cached",
+        help=argparse.SUPPRESS,
+    )
     p.add_argument("--target-limit", type=int, default=-1, help=argparse.SUPPRESS)
-    p.add_argument("--refresh", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("-V", "--version", action="version", version="hbal (corral) 0.1.0")
+    p.add_argument(
+        "--refresh",
+        type=int,
+        default=0,
+        metavar="N",
+        help="corral: on large groups, score every possible move again every N"
+        " moves (slower; keeps closer to the exhaustive search's path)",
+    )
+    p.add_argument(
+        "-V",
+        "--version",
+        action="version",
+        version="hbal (corral) 0.1.0",
+        help="print the version and exit",
+    )
     return p
 
 
@@ -108,6 +219,12 @@ def _run(args: Any) -> int:
             out.write(f"   {n:<24} {v:>12.8f} x{w:.2f}\n")
     else:
         out.write(f"Initial score: {ini:.8f}\n")
+    if args.print_nodes is not None:
+        from corral.cli.htools_nodes import print_nodes
+
+        print_nodes(
+            sys.stderr, "Initial", c, nodes.tolist(), args.print_nodes, lambda n: _alias(n, suffix)
+        )
     out.write("Trying to minimize the CV...\n")
     nmlen = max((len(_alias(n, suffix)) for n in c.names), default=0)
     imlen = max((len(_alias(i.name, suffix)) for i in c.instances), default=0)
@@ -155,6 +272,13 @@ def _run(args: Any) -> int:
         _print_commands(sets, args.print_commands)
     if args.execute and planned:
         _execute(args, sets)
+    if args.print_nodes is not None:
+        from corral.cli.htools_nodes import print_nodes
+
+        out.flush()
+        print_nodes(
+            sys.stderr, "Final", c, nodes.tolist(), args.print_nodes, lambda n: _alias(n, suffix)
+        )
     return 0
 
 

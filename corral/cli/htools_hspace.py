@@ -10,21 +10,76 @@ from corral.cli._htools_start import prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hspace", description="corral capacity planning")
-    p.add_argument("-t", "--text-data", metavar="FILE")
-    p.add_argument("-L", "--luxi", nargs="?", const="default", default=None, metavar="SOCKET",
-                   help="read the live cluster through the local API (default socket: the"
-                   " master's)")  # fmt: skip
-    p.add_argument("-m", "--master", metavar="CLUSTER",
-                   help="read a cluster over RAPI v2 (host, host:port or URL)")  # fmt: skip
-    p.add_argument("--standard-alloc", metavar="DISK,RAM,CPU")
-    p.add_argument("--tiered-alloc", metavar="DISK,RAM,CPU")
-    p.add_argument("--disk-template", metavar="TEMPLATE")
-    p.add_argument("--machine-readable", nargs="?", const="yes", default=None)
-    p.add_argument("-l", "--max-length", type=int, default=-1)
-    p.add_argument("-v", "--verbose", action="count", default=0)
-    p.add_argument("-q", "--quiet", action="count", default=0)
-    p.add_argument("-V", "--version", action="version", version="hspace (corral) 0.1.0")
+    p = argparse.ArgumentParser(
+        prog="hspace",
+        description="Capacity planning: how many more instances of a given size fit in the"
+        " cluster (--standard-alloc), and how many if each is shrunk until it fits"
+        " (--tiered-alloc), keeping every node N+1 redundant.",
+    )
+    p.add_argument(
+        "-t",
+        "--text-data",
+        metavar="FILE",
+        help="read the cluster from a file in htools' text format",
+    )
+    p.add_argument(
+        "-L",
+        "--luxi",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="SOCKET",
+        help="read the live cluster through the local API (default socket: the master's)",
+    )
+    p.add_argument(
+        "-m",
+        "--master",
+        metavar="CLUSTER",
+        help="read a cluster over RAPI v2 (host, host:port or URL)",
+    )
+    p.add_argument(
+        "--standard-alloc",
+        metavar="DISK,RAM,CPU",
+        help="place instances of this size (MiB, MiB, VCPUs) until none fits",
+    )
+    p.add_argument(
+        "--tiered-alloc",
+        metavar="DISK,RAM,CPU",
+        help="start from this size and shrink the resource that ran out, step"
+        " by step, until nothing fits",
+    )
+    p.add_argument(
+        "--disk-template",
+        metavar="TEMPLATE",
+        help="disk template of the new instances (default: the policy's first)",
+    )
+    p.add_argument(
+        "--machine-readable",
+        nargs="?",
+        const="yes",
+        default=None,
+        metavar="yes|no",
+        help="print HTS_* KEY=VALUE lines instead of prose",
+    )
+    p.add_argument(
+        "-l",
+        "--max-length",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="stop after placing N instances",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more output (repeat for more)"
+    )
+    p.add_argument("-q", "--quiet", action="count", default=0, help="less output (repeat for less)")
+    p.add_argument(
+        "-V",
+        "--version",
+        action="version",
+        version="hspace (corral) 0.1.0",
+        help="print the version and exit",
+    )
     # benchmarking/verification: score every pair of every placement (slow, same result)
     p.add_argument("--full-scan", action="store_true", help=argparse.SUPPRESS)
     return p
