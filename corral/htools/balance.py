@@ -120,20 +120,47 @@ def _ok(fail: NDArray) -> NDArray:
     return fail == 0  # type: ignore[no-any-return]
 
 
+def _tag_hits(c: Cluster, nodes: NDArray, inst: Instance, more_than: int = 0) -> NDArray:
+    """Per node: how many of the instance's exclusion tags its primaries hold > more_than times."""
+    return np.array(
+        [sum(1 for t in inst.excl_tags if c.ptags[int(x)].get(t, 0) > more_than) for x in nodes],
+        dtype=np.int64,
+    )
+
+
+def _add_pri_tagged(
+    c: Cluster, nodes: NDArray, v: View, inst: Instance, strict: bool
+) -> tuple[View, NDArray]:
+    """`nodeops.add_pri` plus exclusion tags (refusal when strict, else new conflicts)."""
+    if not inst.excl_tags:
+        return nodeops.add_pri(v, inst, strict=strict)
+    hits = _tag_hits(c, nodes, inst)
+    new, fail = nodeops.add_pri(v, inst, strict=strict, tag_reject=hits > 0)
+    new["conflicts"] = v["conflicts"] + hits
+    return new, fail
+
+
 def candidate_moves(
     c: Cluster, inst: Instance, cand: NDArray, sc: _Scorer, opts: BalanceOptions
 ) -> list[tuple[float, Move, int]]:
-    """Best score per move kind for one instance: [(score, move, target)]."""
+    """Best score per move kind for one instance: [(score, move, target)].
+
+    Exclusion tags are scored (conflicts of p, s and t; strict placements on a
+    node holding one of the tags refused); the location metrics are not.
+    """
     out: list[tuple[float, Move, int]] = []
     p, s = inst.pnode, inst.snode
     off = c.nodes["offline"]
     vp, vs = c.view(p), c.view(s) if s >= 0 else None
     tg = cand[(cand != p) & (cand != s)]
     k = len(tg)
+    pp = np.array([p], dtype=np.int64)
+    lose_p = _tag_hits(c, pp, inst, 1) if inst.excl_tags else 0
     if inst.disk_template != "drbd":
         if opts.instance_moves and k:
             p1 = nodeops.remove_pri(vp, inst)
-            t1, ft = nodeops.add_pri(c.view(tg), inst, strict=not bool(off[p]))
+            p1["conflicts"] = vp["conflicts"] - lose_p
+            t1, ft = _add_pri_tagged(c, tg, c.view(tg), inst, strict=not bool(off[p]))
             scs = sc.score([(p, p1)], [(tg, t1)], k)
             scs[~_ok(ft)] = np.inf
             i = int(np.argmin(scs))
@@ -142,11 +169,13 @@ def candidate_moves(
     assert vs is not None
     peer_ps = np.array([c.peers[s].get(p, 0)], dtype=np.int64)
     p1 = nodeops.remove_pri(vp, inst)
+    p1["conflicts"] = vp["conflicts"] - lose_p
     s1 = nodeops.remove_sec(vs, inst, peer_ps, np.array([c.peer_max_other(s, p)], dtype=np.int64))
     fp_strict = not bool(off[p])
+    sp = np.array([s], dtype=np.int64)
     # failover
     if opts.instance_moves:
-        s2, f1 = nodeops.add_pri(s1, inst, strict=fp_strict)
+        s2, f1 = _add_pri_tagged(c, sp, s1, inst, strict=fp_strict)
         p2, f2 = nodeops.add_sec(p1, inst, np.array([c.peers[p].get(s, 0)]), strict=True)
         if f1[0] == 0 and f2[0] == 0:
             out.append((float(sc.score([(p, p2), (s, s2)], [], 1)[0]), Move.FAILOVER, -1))
@@ -156,14 +185,15 @@ def candidate_moves(
     peer_t_p = c.peer_of(tg, p)
     # replace secondary
     t1, ft = nodeops.add_sec(vt, inst, peer_t_p, strict=not bool(off[s]))
-    p2, _ = nodeops.add_pri(p1, inst, strict=False)
+    p2, fp2r = nodeops.add_pri(p1, inst, strict=False)
+    p2["conflicts"] = vp["conflicts"]
     scs = sc.score([(p, p2), (s, s1)], [(tg, t1)], k)
-    scs[~_ok(ft)] = np.inf
+    scs[~_ok(ft) | (fp2r[0] != 0)] = np.inf  # the forced re-add on p can fail (`moves`)
     i = int(np.argmin(scs))
     out.append((float(scs[i]), Move.REPLACE_SECONDARY, int(tg[i])))
     if not opts.instance_moves:
         return out
-    s2, fs2 = nodeops.add_pri(s1, inst, strict=fp_strict)
+    s2, fs2 = _add_pri_tagged(c, sp, s1, inst, strict=fp_strict)
     # failover and replace: (s, t)
     if fs2[0] == 0:
         t1, ft = nodeops.add_sec(vt, inst, c.peer_of(tg, s), strict=fp_strict)
@@ -172,7 +202,7 @@ def candidate_moves(
         i = int(np.argmin(scs))
         out.append((float(scs[i]), Move.FAILOVER_AND_REPLACE, int(tg[i])))
     # replace and failover: (t, p)
-    tp, ftp = nodeops.add_pri(vt, inst, strict=True)
+    tp, ftp = _add_pri_tagged(c, tg, vt, inst, strict=True)
     peer_p_t = np.array([c.peers[p].get(int(t), 0) for t in tg], dtype=np.int64)
     p2v, fp2 = nodeops.add_sec(_bcast(p1, k), inst, peer_p_t, strict=not bool(off[s]))
     scs = sc.score([(s, s1)], [(tg, tp), (np.full(k, p), p2v)], k)
@@ -182,7 +212,8 @@ def candidate_moves(
     # replace primary: (t, s)
     if fs2[0] == 0:
         s3 = nodeops.remove_pri(s2, inst)
-        tp2, ftp2 = nodeops.add_pri(vt, inst, strict=fp_strict)
+        s3["conflicts"] = s1["conflicts"]
+        tp2, ftp2 = _add_pri_tagged(c, tg, vt, inst, strict=fp_strict)
         peer_s_t = np.array([c.peers[s].get(int(t), 0) for t in tg], dtype=np.int64)
         s4, fs4 = nodeops.add_sec(_bcast(s3, k), inst, peer_s_t, strict=fp_strict)
         scs = sc.score([(p, p1)], [(tg, tp2), (np.full(k, s), s4)], k)

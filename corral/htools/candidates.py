@@ -6,7 +6,7 @@
   deltas, so they can be rescored exactly under new sums without being
   evaluated again.
 * `PeerTable`: the N+1 peer memory as a dense matrix plus each row's top two
-  entries, kept up to date row by row.
+  entries, kept up to date row by row (with the `TagTable` of exclusion tags).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from corral.htools import score
 from corral.htools.cluster import Cluster
 from corral.htools.moves import Move
+from corral.htools.types import Instance
 
 NDArray = np.ndarray[Any, Any]
 
@@ -31,9 +32,11 @@ def score_parts(st: score.Stats, parts: dict[int, tuple[Any, Any]]) -> NDArray:
     inv = 1.0 / max(st.n, 1)
     total: Any = W[score.MAP_METRIC] * st.map_value
     for m in range(score.NMETRICS):
-        if m == score.MAP_METRIC:
-            continue
         d1, d2 = parts.get(m, (0.0, 0.0))
+        if m == score.MAP_METRIC:  # a change of the map statistic (0 unless modelled)
+            if np.any(d1):
+                total = total + W[m] * np.asarray(d1)
+            continue
         if m in STD:
             mean = np.add(d1, st.s1[m])
             mean *= inv
@@ -182,6 +185,8 @@ class PeerTable:
     def __init__(self, c: Cluster) -> None:
         n = c.n_nodes
         self.c = c
+        self.tags = TagTable.of(c)
+        self.locs = LocTable.of(c)
         self.pm = np.zeros((n, n), dtype=np.int64)
         self.max1 = np.zeros(n, dtype=np.int64)
         self.arg1 = np.full(n, -1, dtype=np.int64)
@@ -190,6 +195,8 @@ class PeerTable:
             self.refresh(i)
 
     def refresh(self, i: int) -> None:
+        if self.tags is not None:
+            self.tags.refresh(i)
         row = self.pm[i]
         row[:] = 0
         d = self.c.peers[i]
@@ -201,3 +208,79 @@ class PeerTable:
 
     def max_other(self, x: NDArray, p: NDArray) -> NDArray:
         return np.where(self.arg1[x] == p, self.max2[x], self.max1[x])
+
+
+class TagTable:
+    """Exclusion tags of primaries per node as a dense (nodes, tags) count matrix.
+
+    Columns are every exclusion tag of any instance (sorted, fixed for one hbal
+    run); ``cnt[n, g]`` = primaries of node ``n`` carrying tag ``g`` (Cluster's
+    ``ptags``). A move's conflict change is then arithmetic: the target gains
+    one conflict per instance tag it already holds (and strict placements are
+    refused there, Ganeti's ``rejectAddTags``), the primary loses one per tag
+    it holds more than once. Rows are refreshed with the `PeerTable` rows.
+    """
+
+    def __init__(self, c: Cluster, names: list[str]) -> None:
+        self.c = c
+        self.col = {t: j for j, t in enumerate(names)}
+        self.cnt = np.zeros((c.n_nodes, len(names)), dtype=np.int32)
+        for i in range(c.n_nodes):
+            self.refresh(i)
+
+    @classmethod
+    def of(cls, c: Cluster) -> TagTable | None:
+        """The table, or None when no instance has exclusion tags (nothing to model)."""
+        names = sorted({t for i in c.instances for t in i.excl_tags})
+        return cls(c, names) if names else None
+
+    def refresh(self, i: int) -> None:
+        row = self.cnt[i]
+        row[:] = 0
+        for t, k in self.c.ptags[i].items():
+            j = self.col.get(t)
+            if j is not None:
+                row[j] = k
+
+    def incidence(self, insts: list[Instance]) -> NDArray:
+        """(instances, tags) matrix: how often each instance carries each tag."""
+        a = np.zeros((len(insts), len(self.col)), dtype=np.int32)
+        for r, inst in enumerate(insts):
+            for t in inst.excl_tags:
+                a[r, self.col[t]] += 1
+        return a
+
+
+class LocTable:
+    """Node location tags and instances' desired locations as 0/1 matrices (static).
+
+    ``node[n, j]`` = node ``n`` carries location tag ``j``; `desired` gives the
+    same for instances' desired locations. Common tags of a node pair (an
+    instance's location score) and unsatisfied desired locations on a node
+    (`Cluster._pri_loc_score`) are then row products.
+    """
+
+    def __init__(self, c: Cluster, names: list[str]) -> None:
+        self.col = {t: j for j, t in enumerate(names)}
+        self.node = np.zeros((c.n_nodes, len(names)))
+        for i, tags in enumerate(c.loc_tags):
+            for t in tags:
+                self.node[i, self.col[t]] = 1.0
+
+    @classmethod
+    def of(cls, c: Cluster) -> LocTable | None:
+        """The table, or None without location tags and desired locations."""
+        names: set[str] = set()
+        for tags in c.loc_tags:
+            names |= tags
+        for inst in c.instances:
+            names |= inst.desired_locations
+        return cls(c, sorted(names)) if names else None
+
+    def desired(self, insts: list[Instance]) -> NDArray:
+        """(instances, tags) 0/1 matrix of desired locations."""
+        a = np.zeros((len(insts), len(self.col)))
+        for r, inst in enumerate(insts):
+            for t in inst.desired_locations:
+                a[r, self.col[t]] = 1.0
+        return a

@@ -558,6 +558,18 @@ class Cluster:
         inst.pnode, inst.snode = pnode, snode
         self._set_location_score(inst)
 
+    def set_location_score(self, inst: Instance, pnode: int, snode: int) -> None:
+        """Give ``inst`` the location score of the node pair (pnode, snode), journaled.
+
+        Ganeti 3.0's moves do this before adding the instance to its new primary,
+        so that the node's location score counts the new pair's common tags.
+        """
+        if self._journals:
+            self._journals[-1].setdefault(
+                ("i", inst.idx), (inst.pnode, inst.snode, inst.location_score)
+            )
+        inst.location_score = len(self.loc_tags[pnode] & self.loc_tags[snode])
+
     def copy(self) -> Cluster:
         """Independent copy for simulations (instances are copied too)."""
         c = copy.copy(self)

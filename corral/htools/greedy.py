@@ -47,7 +47,9 @@ def balance_cached(
     if opts.max_length == 0:
         return ini, cur, steps
     ev = PairEval(c, nodes, pm, opts)
-    if exhaustive:
+    if exhaustive or ev.map_on:
+        # the location-exclusion map statistic can change every instance's
+        # candidates after any move: no cache then
         return _balance_exhaustive(c, nodes, cand, insts, opts, on_step, target_limit, ev, pm)
     targets = pick_targets(ev, cand, insts, target_limit)
     cache = Cands.empty(len(insts))
@@ -104,7 +106,7 @@ def balance_cached(
         if target_limit > 0:
             targets = pick_targets(ev, cand, insts, target_limit)
         hit = np.isin(pos, touched) | np.isin(sec, touched)
-        dirty = np.flatnonzero(hit)
+        dirty = np.flatnonzero(hit | ev.map_on)  # map statistic: every row changes
         fixed.put(dirty, ev.fixed([insts[r] for r in dirty], sizes.take(dirty)))
         refresh = int(getattr(opts, "refresh", 0))
         if exhaustive or (refresh > 0 and len(steps) % refresh == 0):
@@ -189,7 +191,7 @@ def _balance_exhaustive(
             pm.refresh(int(x))
         pos[j], sec[j] = inst.pnode, inst.snode
         ev = PairEval(c, nodes, pm, opts)
-        dirty = np.flatnonzero(np.isin(pos, touched) | np.isin(sec, touched))
+        dirty = np.flatnonzero(np.isin(pos, touched) | np.isin(sec, touched) | ev.map_on)
         fixed.put(dirty, ev.fixed([insts[r] for r in dirty], sizes.take(dirty)))
     return ini, cur, steps
 

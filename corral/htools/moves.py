@@ -1,7 +1,9 @@
 """Instance moves (Ganeti ``Cluster/Moves.hs``) applied to a `Cluster`.
 
 A move changes the nodes of one instance; each is a fixed sequence of
-remove/add operations whose resource checks decide whether it is possible.
+remove/add operations whose resource checks decide whether it is possible. As
+in Ganeti 3.0, the instance takes the location score of its new node pair
+before it is added to its new primary (the node's ``location_score`` counts it).
 `apply_move` is atomic: on failure the cluster is left unchanged.
 
 =========================  ==========  =====================================
@@ -58,6 +60,7 @@ def _do(c: Cluster, inst: Instance, move: Move, t: int, force: bool) -> FailMode
         fp = bool(off[p]) or force
         c.remove_pri(p, inst)
         c.remove_sec(s, inst)
+        c.set_location_score(inst, t, s)
         r = c.add_pri(s, inst, strict=not fp)
         if r:
             return r
@@ -76,12 +79,18 @@ def _do(c: Cluster, inst: Instance, move: Move, t: int, force: bool) -> FailMode
         r = c.add_sec(t, inst, p, strict=not fs)
         if r:
             return r
-        c.add_pri(p, inst, strict=False)
+        c.set_location_score(inst, p, t)
+        # forced re-add of the primary; Ganeti 3.0 fails the move when even that is
+        # refused (e.g. a zero-sized offline primary), so do we
+        r = c.add_pri(p, inst, strict=False)
+        if r:
+            return r
         c.set_nodes(inst, p, t)
     elif move == Move.REPLACE_AND_FAILOVER:
         fs = bool(off[s]) or force
         c.remove_pri(p, inst)
         c.remove_sec(s, inst)
+        c.set_location_score(inst, t, p)
         r = c.add_pri(t, inst, strict=not force)
         if r:
             return r
@@ -93,6 +102,7 @@ def _do(c: Cluster, inst: Instance, move: Move, t: int, force: bool) -> FailMode
         fp = bool(off[p]) or force
         c.remove_pri(p, inst)
         c.remove_sec(s, inst)
+        c.set_location_score(inst, s, t)
         r = c.add_pri(s, inst, strict=not fp)
         if r:
             return r

@@ -4,7 +4,9 @@
 pairs: what a target becomes when it receives an instance (`_target_sec`,
 `_target_pri`, Ganeti's ``Node.addSecExEx`` / ``addPriEx`` checks included), the
 pair terms of the old nodes (`_x_pair`), the scores of whole pair arrays
-(`_values`, `_outer_terms`) and the metric deltas of chosen pairs (`_deltas`).
+(`_values`, `_outer_terms`), the tag and location terms of a target becoming
+the primary (`_tag_terms`, `_loc_terms`) and the metric deltas of chosen pairs
+(`_deltas`).
 Split from `search` by aspect; the state it reads is set by `PairEval.__init__`.
 """
 
@@ -17,6 +19,7 @@ import numpy as np
 from corral.htools import score
 
 if TYPE_CHECKING:
+    from corral.htools.candidates import LocTable, TagTable
     from corral.htools.nodeops import View
     from corral.htools.search import Fixed, Sizes
 
@@ -39,6 +42,9 @@ class PairTerms:
     unalloc: NDArray
     online: NDArray
     dup: dict[int, int]
+    map_on: bool
+    tags: TagTable | None
+    locs: LocTable | None
 
     # -- pair parts ------------------------------------------------------------------
     # ``Tc`` is the target index array shaped (1, k) to score every row against
@@ -164,6 +170,59 @@ class PairTerms:
         base = {m: a[f"{tag}m{m}"] for m in XM}
         return new, base, bad
 
+    def _tag_terms(self, fx: Fixed, Tc: NDArray, strict: NDArray, tnew: dict[int, Any],
+                   bad: NDArray) -> NDArray:  # fmt: skip
+        """Exclusion tags of a target receiving the primary: refusal and conflicts.
+
+        Ganeti's ``addPriEx`` refuses a strict placement on a node already holding
+        one of the instance's exclusion tags; a forced one adds a conflict per such
+        tag (metric 11, a plain sum: a pair term ``tnew[11]``).
+        """
+        inc = fx.a.get("tags")
+        if inc is None or self.tags is None:
+            return bad
+        held = self.tags.cnt[Tc[0] if Tc.shape[0] == 1 else Tc[:, 0]] > 0
+        if Tc.shape[0] == 1:
+            hits = inc @ held.T.astype(np.int32)  # (rows, targets)
+        else:  # diagonal: row i against target Tc[i]
+            hits = (inc * held).sum(axis=1)[:, None]
+        bad = bad | ((hits > 0) & strict[:, None])
+        if not strict.all():
+            tnew[11] = self.v["conflicts"][Tc] + hits
+        return bad
+
+    def _loc_terms(self, kind: int, fx: Fixed, Tc: NDArray, tnew: dict[int, Any]) -> None:
+        """Pair part of the location score change (`_loc_fixed` has the rest)."""
+        a = fx.a
+        if "lo" not in a or self.locs is None:
+            return
+        node = self.locs.node
+        row = Tc.shape[0] == 1
+        bt = node[Tc[0] if row else Tc[:, 0]]
+
+        def common(x: NDArray) -> NDArray:
+            if row:
+                return node[x] @ bt.T
+            return (node[x] * bt).sum(axis=1)[:, None]  # type: ignore[no-any-return]
+
+        def unsat() -> NDArray:
+            des = a["ldes"]
+            got = des @ bt.T if row else (des * bt).sum(axis=1)[:, None]
+            return a["lnd"][:, None] - got  # type: ignore[no-any-return]
+
+        if kind == 1:  # (p, t): p keeps the primary, its pair score changes
+            d = a["lonp"][:, None] * (common(a["pi"]) - a["lo"][:, None])
+        elif kind == 2:  # (t, p)
+            d = common(a["pi"]) + unsat()
+        elif kind == 3:  # (t, s)
+            d = common(a["si"]) + unsat()
+        else:  # (s, t)
+            d = a["lons"][:, None] * common(a["si"])
+        tnew[17] = self.m[17][Tc] + d
+        if kind in (2, 3) and "mapq" in a:  # the target becomes the primary
+            q = a["mapq"]
+            tnew[score.MAP_METRIC] = q @ bt.T if row else (q * bt).sum(axis=1)[:, None]
+
     def _values(self, F: NDArray, terms: Terms, Tc: NDArray | None) -> NDArray:
         """Candidate scores, shape (rows, targets), computed metric by metric in place.
 
@@ -216,6 +275,8 @@ class PairTerms:
         np.sqrt(var, out=var)
         row = var @ score.WEIGHTS[srow] + R1[:, lrow] @ score.WEIGHTS[lrow]
         row += float(score.WEIGHTS[score.MAP_METRIC]) * st.map_value
+        if self.map_on and score.MAP_METRIC not in tnew:  # per-instance map change
+            row += float(score.WEIGHTS[score.MAP_METRIC]) * F[:, 0, score.MAP_METRIC]
         k = 1 if Tc is None else Tc.shape[1]
         total = np.empty((F.shape[0], k) if Tc is None or Tc.shape[0] == 1 else Tc.shape)
         total[...] = row[:, None]

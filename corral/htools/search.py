@@ -22,10 +22,20 @@ failover-and-replace (s, t). `PairEval.evaluate` keeps each instance's best
 `candidates.KEEP` candidates over all kinds (`best_move`: only the single best,
 for the exhaustive search). `greedy` drives the steps.
 
-Scope: DRBD instances on groups without exclusive storage and instances
-without exclusion tags (`lean_supported`); `balance` falls back to the generic
-per-step search otherwise. Location scores are not predicted (the applied move
-is rescored exactly, as everywhere).
+Exclusion tags (metric 11, ``pri_tags_score``) are modelled exactly: the
+per-instance parts change the conflicts of ``p`` (loses its duplicates) and
+``s`` (becoming primary); a target receiving the primary is refused when it
+holds one of the instance's tags (strict placement) or gains one conflict per
+such tag (forced), from a (nodes, tags) count matrix (`candidates.TagTable`).
+Location tags too: the location score (metric 17; common location tags of the
+new node pair, unsatisfied desired locations) from 0/1 location matrices
+(`candidates.LocTable`), and with exclusion tags the location-exclusion map
+statistic (metric 18) from the group's (location, tag) counts (`_map_fixed`);
+that one changes for every instance sharing a tag, so `greedy` then
+recomputes every row's `Fixed` after each move and searches exhaustively.
+
+Scope: DRBD instances on groups without exclusive storage (`lean_supported`);
+`balance` falls back to the generic per-step search otherwise.
 """
 
 from __future__ import annotations
@@ -51,7 +61,12 @@ def lean_supported(c: Cluster, insts: list[Instance], nodes: NDArray) -> bool:
     """Whether the fast path models this group exactly (see module docstring)."""
     if c.nodes["excl"][nodes].any():
         return False
-    return all(i.disk_template == "drbd" and not i.excl_tags for i in insts)
+    return all(i.disk_template == "drbd" for i in insts)
+
+
+def map_modelled(c: Cluster) -> bool:
+    """Whether the location-exclusion map statistic can change (tags and locations)."""
+    return any(c.loc_tags) and any(i.excl_tags for i in c.instances)
 
 
 class Sizes:
@@ -142,6 +157,21 @@ class PairEval(PairTerms):
             self.inv_hisp = np.where(np.isfinite(ih), ih, 0.0)
         self.unalloc = nodeops.unallocated(v)
         self.peers = peers
+        self.tags = peers.tags
+        self.locs = peers.locs
+        # location-exclusion map statistic (metric 18): (location, tag) counts over
+        # the group's online nodes; it changes for every instance sharing a tag, so
+        # `greedy` recomputes every row's `Fixed` after each move
+        self.map_on = map_modelled(c)
+        if self.map_on:
+            assert self.tags is not None and self.locs is not None
+            K = np.zeros((len(self.locs.col), len(self.tags.col)))
+            for n in gnodes:
+                if v["offline"][n]:
+                    continue
+                for (loc, ex), k in c.imap[int(n)].items():
+                    K[self.locs.col[loc], self.tags.col[ex]] += k
+            self.mapK = K
         self.pm = peers.pm
         self.online = ~v["offline"]
         # Without forthcoming instances a *_forth metric equals its plain one for
@@ -163,6 +193,18 @@ class PairEval(PairTerms):
         vs = {k: a[si] for k, a in v.items()}
         p1 = nodeops.remove_pri(vp, sz)
         s1 = nodeops.remove_sec(vs, sz, pm[si, pi], self.peers.max_other(si, pi))
+        a: dict[str, NDArray] = {"pi": pi, "si": si, "fps": fp_strict, "fss": fs_strict}
+        gain_s = None
+        if self.tags is not None:
+            # exclusion tags (Cluster.remove_pri/add_pri): p loses one conflict per
+            # tag it holds twice or more; s, becoming primary, gains one per tag it
+            # holds and refuses the instance when strict
+            inc = self.tags.incidence(insts)
+            cnt = self.tags.cnt
+            lose_p = (inc * (cnt[pi] > 1)).sum(axis=1)
+            gain_s = (inc * (cnt[si] > 0)).sum(axis=1)
+            p1["conflicts"] = vp["conflicts"] - lose_p
+            a["tags"] = inc
         mp, ms = self.m[:, pi], self.m[:, si]
         mp1, ms1 = score.node_metrics(p1), score.node_metrics(s1)
         ok = np.zeros((ic, 5), dtype=bool)
@@ -174,31 +216,86 @@ class PairEval(PairTerms):
                 F[:, kind, 1] += (new * new - old * old).T
 
         # strictness differs per instance; compute both and pick
-        s2t, f2t = nodeops.add_pri(s1, sz, strict=True)
+        rej = None if gain_s is None else gain_s > 0
+        with np.errstate(divide="ignore", invalid="ignore"):  # offline s: no CPUs
+            s2t, f2t = nodeops.add_pri(s1, sz, strict=True, tag_reject=rej)
         s2l, f2l = nodeops.add_pri(s1, sz, strict=False)
         s2 = {k: np.where(fp_strict, s2t[k], s2l[k]) for k in s2t}
+        if gain_s is not None:
+            s2["conflicts"] = s1["conflicts"] + gain_s
         ok2 = np.where(fp_strict, f2t == 0, f2l == 0)
         ms2 = score.node_metrics(s2)
         p2, f2 = nodeops.add_sec(p1, sz, pm[pi, si], strict=True)
         put(0, (score.node_metrics(p2), mp), (ms2, ms))
         ok[:, 0] = ok2 & (f2 == 0)
-        p2r, _ = nodeops.add_pri(p1, sz, strict=False)
+        p2r, f2r = nodeops.add_pri(p1, sz, strict=False)
+        p2r["conflicts"] = vp["conflicts"]  # its own tags back: the conflicts too
         put(1, (score.node_metrics(p2r), mp), (ms1, ms))
-        ok[:, 1] = True
-        a: dict[str, NDArray] = {"pi": pi, "si": si, "fps": fp_strict, "fss": fs_strict}
+        ok[:, 1] = f2r == 0  # Ganeti fails the move when the forced re-add fails
         # replace-and-failover: p1 becomes secondary of t (strict unless s offline)
         xa = self._x_base(p1, sz, fs_strict, "a", a)
         put(2, (ms1, ms), (xa, mp))
         ok[:, 2] = True
         # replace-primary: s2 drops the primary again, then becomes secondary of t
         s3 = nodeops.remove_pri(s2, sz)
+        s3["conflicts"] = s1["conflicts"]
         xb = self._x_base(s3, sz, fp_strict, "b", a)
         put(3, (mp1, mp), (xb, ms))
         ok[:, 3] = ok2
         put(4, (mp1, mp), (ms2, ms))
         ok[:, 4] = ok2
+        if self.locs is not None:
+            self._loc_fixed(insts, a, F, pi, si, ~off[pi], ~off[si])
+        if self.map_on:
+            self._map_fixed(a, F, pi, si, ~off[pi], ~off[si])
         a["F"], a["ok"] = F, ok
         return Fixed(a)
+
+    def _loc_fixed(self, insts: list[Instance], a: dict[str, NDArray], F: NDArray, pi: NDArray,
+                   si: NDArray, onp: NDArray, ons: NDArray) -> None:  # fmt: skip
+        """Per-instance parts of the location score (metric 17, a plain sum).
+
+        The primary's node counts the instance's location score (common location
+        tags of its pair) plus its unsatisfied desired locations there; online
+        nodes only. The new primary's share depends on the target (`_loc_terms`).
+        """
+        assert self.locs is not None
+        des = self.locs.desired(insts)
+        nd = des.sum(axis=1)
+        node = self.locs.node
+        dp = nd - (des * node[pi]).sum(axis=1)
+        ds = nd - (des * node[si]).sum(axis=1)
+        o = np.array([i.location_score for i in insts], dtype=float)
+        rem = onp * (o + dp)
+        F[:, 0, 0, 17] += ons * (o + ds) - rem  # failover: same pair, s primary
+        F[:, 2:, 0, 17] -= rem[:, None]
+        F[:, 4, 0, 17] += ons * ds
+        a.update(ldes=des, lnd=nd, lo=o, lonp=onp, lons=ons)
+
+    def _map_fixed(self, a: dict[str, NDArray], F: NDArray, pi: NDArray, si: NDArray,
+                   onp: NDArray, ons: NDArray) -> None:  # fmt: skip
+        """Per-instance parts of the location-exclusion map change (metric 18).
+
+        Moving the primary from p to n: each (location of p, tag) count drops by
+        one (the statistic by one where the count was >= 2), each (location of n,
+        tag) count rises by one (the statistic by one where the count, after the
+        removal, was >= 1). With bp = p's locations (online p only), A = tags with
+        count >= 2 and C = count >= 1 per location, the change is
+        -(bp . A) + Q . bn, Q = bp A + (1 - bp) C: a row product (`_loc_terms`).
+        """
+        assert self.locs is not None
+        inc = a["tags"].astype(float)
+        K = self.mapK
+        A = inc @ (K >= 2).T
+        C = inc @ (K >= 1).T
+        bp = self.locs.node[pi] * onp[:, None]
+        Q = bp * A + (1.0 - bp) * C
+        rem = (bp * A).sum(axis=1)
+        to_s = (Q * (self.locs.node[si] * ons[:, None])).sum(axis=1)
+        F[:, 0, 0, score.MAP_METRIC] += to_s - rem
+        F[:, 2:4, 0, score.MAP_METRIC] -= rem[:, None]  # to a target: pair part
+        F[:, 4, 0, score.MAP_METRIC] += to_s - rem
+        a["mapq"] = Q
 
     def _x_base(self, xv: dict[str, NDArray], sz: Sizes, strict: NDArray, tag: str,
                 a: dict[str, NDArray]) -> NDArray:  # fmt: skip
@@ -314,18 +411,25 @@ class PairEval(PairTerms):
         no_x: dict[int, NDArray] = {}
         if kind == 1:  # replace secondary: (p, t)
             tnew, bad = self._target_sec(Tc, b, pm[Tc, pi], a["fss"])
-            return (tnew, no_x, no_x), bad | same
+            self._loc_terms(kind, fx, Tc, tnew)
+            return (tnew, no_x, no_x), bad | same | ~a["ok"][:, 1:2]
         if kind == 2:  # replace and failover: (t, p); Ganeti adds the primary non-forced
-            tnew, bad = self._target_pri(Tc, b, np.ones(len(pi), dtype=bool))
+            strict = np.ones(len(pi), dtype=bool)
+            tnew, bad = self._target_pri(Tc, b, strict)
+            bad = self._tag_terms(fx, Tc, strict, tnew, bad)
+            self._loc_terms(kind, fx, Tc, tnew)
             xn, xb, xbad = self._x_pair(fx, "a", a["pi"], b, pm[pi, Tc])
             return (tnew, xn, xb), bad | xbad | same
         okc = ~a["ok"][:, 3:4]
         if kind == 3:  # replace primary: (t, s)
             tnew, bad = self._target_pri(Tc, b, a["fps"])
+            bad = self._tag_terms(fx, Tc, a["fps"], tnew, bad)
+            self._loc_terms(kind, fx, Tc, tnew)
             xn, xb, xbad = self._x_pair(fx, "b", a["si"], b, pm[si, Tc])
             return (tnew, xn, xb), bad | xbad | same | okc
         # failover and replace: (s, t)
         tnew, bad = self._target_sec(Tc, b, pm[Tc, si], a["fps"])
+        self._loc_terms(kind, fx, Tc, tnew)
         return (tnew, no_x, no_x), bad | same | okc
 
     def _eval_chunk(self, fx: Fixed, b: Sizes, T: NDArray, with_fo: bool) -> list[KindResult]:

@@ -1,0 +1,124 @@
+"""Location tags (``htools:nlocation:``) in the fast hbal search.
+
+The location score (metric 17: common location tags of an instance's two
+nodes, plus unsatisfied desired locations) and, with exclusion tags, the
+location-exclusion map statistic (metric 18) are predicted exactly by the pair
+search, and hbal then ends where Ganeti 3.0.2 ends on location-tagged clusters.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corral.htools import balance
+from corral.htools.candidates import PeerTable
+from corral.htools.moves import Move, apply_move
+from corral.htools.search import PairEval, Sizes, lean_supported
+from corral.htools.text import parse_text
+from corral.htools.types import FailMode
+from tests.htools.conftest import GANETI_HBAL, needs_ganeti, run_tool
+from tests.htools.test_exclusion import _gen, _with_locations
+
+
+def _desired(text: str, seed: int) -> str:
+    """Give about 40 % of the instances a desired location ``want:rack:rN``."""
+    rng = random.Random(seed)
+    secs = text.split("\n\n")
+    lines = secs[2].split("\n")
+    for k in range(len(lines)):
+        f = lines[k].split("|")
+        if rng.random() < 0.4:
+            f[9] = ",".join([t for t in f[9].split(",") if t] + [f"want:rack:r{rng.randrange(3)}"])
+        lines[k] = "|".join(f)
+    secs[2] = "\n".join(lines)
+    secs[3] = "htools:desiredlocation:want\n" + secs[3]
+    return "\n\n".join(secs)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+@pytest.mark.parametrize(
+    ("profile", "nodes", "seed", "offline", "desired", "tags"),
+    [
+        ("office", 9, 2, None, False, 0),
+        ("datacenter", 8, 1, 2, False, 0),
+        ("office", 9, 1, None, True, 0),
+        ("office", 8, 2, None, False, 24),
+        ("office", 8, 2, 2, False, 24),
+    ],
+)
+def test_location_score_predicted_exactly(
+    tmp_path: Path,
+    profile: str,
+    nodes: int,
+    seed: int,
+    offline: int | None,
+    desired: bool,
+    tags: int,
+) -> None:
+    text = _with_locations(_gen(tmp_path, profile, nodes, seed, tags, offline).read_text())
+    if desired:
+        text = _desired(text, seed)
+    c = parse_text(text)
+    opts = balance.BalanceOptions()
+    insts = balance.movable_instances(c, 0, opts)
+    gnodes, cand = c.group_nodes(0), c.online_in_group(0)
+    assert lean_supported(c, insts, gnodes)
+    pt = PeerTable(c)
+    assert pt.locs is not None and (pt.tags is not None) == (tags > 0)
+    ev = PairEval(c, gnodes, pt, opts)
+    assert ev.map_on == (tags > 0)
+    map0 = c.map_value(gnodes)
+    sizes = Sizes.of(insts)
+    fx = ev.fixed(insts, sizes)
+    changed = ok = mapped = 0
+    loc0 = float(c.metrics(gnodes)[17].sum())
+    for kr in ev._eval_chunk(fx, sizes, cand, True):
+        for r, inst in enumerate(insts):
+            for col, t in enumerate(kr.tg):
+                if kr.move != Move.FAILOVER and t in (inst.pnode, inst.snode):
+                    continue
+                pred = kr.val[r, col]
+                c.checkpoint()
+                res = apply_move(c, c.instances[inst.idx], kr.move, int(t))
+                if res == FailMode.OK:
+                    got = c.score(gnodes)
+                    changed += float(c.metrics(gnodes)[17].sum()) != loc0
+                    mapped += c.map_value(gnodes) != map0
+                c.rollback()
+                assert (res == FailMode.OK) == bool(np.isfinite(pred)), (kr.move, r, t, res)
+                if res == FailMode.OK:
+                    assert got == pytest.approx(pred, abs=1e-9), (kr.move, r, t)
+                    ok += 1
+    assert ok > 150 and changed > 50
+    assert (mapped > 20) == (tags > 0)
+    cands = ev.evaluate(fx, sizes, cand)
+    before = cands.val.copy()
+    cands.rescore(ev.st)
+    fin = np.isfinite(before)
+    np.testing.assert_allclose(cands.val[fin], before[fin], rtol=0, atol=1e-9)
+
+
+@needs_ganeti
+@pytest.mark.parametrize(
+    ("profile", "nodes", "seed", "tags"),
+    [("office", 9, 1, 0), ("datacenter", 8, 2, 0), ("office", 8, 1, 24), ("datacenter", 6, 3, 6)],
+)
+def test_hbal_with_location_tags_as_ganeti(
+    tmp_path: Path, profile: str, nodes: int, seed: int, tags: int
+) -> None:
+    data = tmp_path / "loc.data"
+    data.write_text(_with_locations(_gen(tmp_path, profile, nodes, seed, tags).read_text()))
+    g = run_tool([str(GANETI_HBAL), "-t", str(data)])
+    assert g.returncode == 0, g.stderr
+    gini = re.search(r"Initial score: ([0-9.]+)", g.stdout)
+    gfin = re.search(r"Cluster score improved from [0-9.]+ to ([0-9.]+)", g.stdout)
+    assert gini and gfin
+    c = parse_text(data.read_text())
+    assert f"{c.score():.8f}" == gini.group(1)
+    _ini, fin, _steps = balance.balance(c, 0, balance.BalanceOptions())
+    assert round(fin, 8) <= float(gfin.group(1)) + 1e-8
