@@ -220,10 +220,11 @@ class Cluster:
         ]
         for inst in self.instances:
             inst.excl_tags = [t for t in inst.tags if any(t.startswith(p) for p in ex_prefixes)]
+            # Ganeti 3.0 compares the whole tag ("rack:r1") with the nodes'
+            # location tags: desired prefix "rack" + instance tag "rack:r1" wants
+            # a node tagged "rack:r1" (the prefix is not stripped)
             inst.desired_locations = frozenset(
-                t.split(":", 1)[1] if ":" in t else t
-                for t in inst.tags
-                if any(t.startswith(p + ":") for p in dl_prefixes)
+                t for t in inst.tags if any(t.startswith(p + ":") for p in dl_prefixes)
             )
             self._set_location_score(inst)
         for inst in self.instances:

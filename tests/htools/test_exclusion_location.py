@@ -122,3 +122,34 @@ def test_hbal_with_location_tags_as_ganeti(
     assert f"{c.score():.8f}" == gini.group(1)
     _ini, fin, _steps = balance.balance(c, 0, balance.BalanceOptions())
     assert round(fin, 8) <= float(gfin.group(1)) + 1e-8
+
+
+@needs_ganeti
+@pytest.mark.parametrize("prefix", ["rack", "want"])
+def test_desired_locations_match_whole_tags_as_ganeti(tmp_path: Path, prefix: str) -> None:
+    """``htools:desiredlocation:rack`` + instance tag ``rack:r1`` wants a node tagged
+    ``rack:r1``; the prefix is part of the tag (with prefix ``want`` and instance tag
+    ``want:rack:r1`` no node ever matches, in Ganeti as here)."""
+    text = _with_locations(_gen(tmp_path, "office", 9, 1, 0).read_text())
+    rng = random.Random(1)
+    secs = text.split("\n\n")
+    lines = secs[2].split("\n")
+    tag = "rack:r{}" if prefix == "rack" else "want:rack:r{}"
+    for k in range(len(lines)):
+        f = lines[k].split("|")
+        if rng.random() < 0.4:
+            f[9] = ",".join([t for t in f[9].split(",") if t] + [tag.format(rng.randrange(3))])
+        lines[k] = "|".join(f)
+    secs[2] = "\n".join(lines)
+    secs[3] = f"htools:desiredlocation:{prefix}\n" + secs[3]
+    data = tmp_path / "desired.data"
+    data.write_text("\n\n".join(secs))
+    g = run_tool([str(GANETI_HBAL), "-t", str(data)])
+    assert g.returncode == 0, g.stderr
+    gini = re.search(r"Initial score: ([0-9.]+)", g.stdout)
+    gfin = re.search(r"Cluster score improved from [0-9.]+ to ([0-9.]+)", g.stdout)
+    assert gini and gfin
+    c = parse_text(data.read_text())
+    assert f"{c.score():.8f}" == gini.group(1)
+    _ini, fin, _steps = balance.balance(c, 0, balance.BalanceOptions())
+    assert round(fin, 8) <= float(gfin.group(1)) + 1e-8
