@@ -21,7 +21,14 @@ import numpy as np
 
 from corral.htools import nodeops, score
 from corral.htools.cluster import Cluster
-from corral.htools.pairs import _PEER_FAILS, PairCache, Parts, _peer_failures, pair_best
+from corral.htools.pairs import (
+    _PEER_FAILS,
+    PairCache,
+    Parts,
+    _peer_failures,
+    count_pairs,
+    pair_best,
+)
 from corral.htools.pairs import FULL_SCAN as FULL_SCAN  # re-exported
 from corral.htools.pairs import _pri_metrics as _pri_metrics
 from corral.htools.pairs import _sec_metrics as _sec_metrics
@@ -80,11 +87,173 @@ class FitProbe:
         self.c, self.gidx = c, gidx
         self.cand = c.online_in_group(gidx)
         self.view = c.view(self.cand)
+        self._pos: NDArray | None = None
+        self._peer_rows: dict[int, tuple[NDArray, NDArray]] = {}
+        self._tiled: nodeops.View = {}
+        self._old_mem: NDArray | None = None
+        self._tiled_n = 0
 
     def counts(
         self, inst: Instance, req_nodes: int, strict: bool = True
     ) -> tuple[bool, Counter[FailMode]]:
         return fit_counts(self.c, inst, self.gidx, req_nodes, strict, self)
+
+    def counts_sizes(
+        self, base: Instance, mems: NDArray, dsks: NDArray, vcpus: NDArray, req_nodes: int,
+        strict: bool = True,
+    ) -> tuple[NDArray, NDArray, NDArray]:  # fmt: skip
+        """`counts` for S instances at once: ``base`` with S (mem, dsk, vcpus) sizes.
+
+        Each instance is ``base`` with ``mem``, ``dsk``, ``vcpus`` and, if
+        ``base`` has one disk, that disk's size replaced (hspace's shrink
+        search: one resource steps down, the rest is fixed). Returns, per
+        instance, whether it fits, the failure counts (column = `FailMode`)
+        and which modes its `Counter` would hold as keys (a secondary failure
+        mode may be present with count 0). The node checks are
+        `nodeops.add_pri`/`add_sec` on the view tiled S times, element by
+        element the same arithmetic as one instance at a time.
+        """
+        S, k, nm = len(mems), len(self.cand), len(FailMode)
+        cnt = np.zeros((S, nm), dtype=np.int64)
+        pres = np.zeros((S, nm), dtype=bool)
+        ok = np.zeros(S, dtype=bool)
+        if k < req_nodes or k == 0:
+            return ok, cnt, pres
+        pol = self._policy(base, mems, dsks, vcpus)
+        live = np.flatnonzero(pol == 0)
+        bad_pol = np.flatnonzero(pol != 0)
+        cnt[bad_pol, pol[bad_pol]] = k * (k - 1) if req_nodes == 2 else k
+        pres[bad_pol, pol[bad_pol]] = True
+        if not len(live):
+            return ok, cnt, pres
+        sv = len(live)
+        if self._tiled_n < sv:  # the view repeated; a prefix serves smaller batches
+            self._tiled_n = max(sv, 2 * self._tiled_n)
+            idx = np.tile(np.arange(k), self._tiled_n)
+            self._tiled = {f: a[idx] for f, a in self.view.items()}
+        tiled = {f: a[: sv * k] for f, a in self._tiled.items()}
+        binst = _SizedInst(base, np.repeat(mems[live], k), np.repeat(dsks[live], k),
+                           np.repeat(vcpus[live], k))  # fmt: skip
+        rej = self.c.tag_reject(self.cand, base)
+        _, fp1 = nodeops.add_pri(tiled, binst, strict, None if rej is None else np.tile(rej, sv))
+        fp = fp1.astype(np.int64).reshape(sv, k)
+        w = nm + 1  # one more column: nodes left out of a count
+        off = (np.arange(sv) * w)[:, None]
+        hp = np.bincount((fp + off).ravel(), minlength=sv * w).reshape(sv, w)[:, :nm]
+        if req_nodes != 2:
+            cnt[live, 1:] = hp[:, 1:]
+            pres[live, 1:] = hp[:, 1:] > 0
+            ok[live] = hp[:, 0] > 0
+            return ok, cnt, pres
+        _, fs1 = nodeops.add_sec(tiled, binst, np.zeros(sv * k, dtype=np.int64), strict)
+        fs = fs1.astype(np.int64).reshape(sv, k)
+        okp = fp == 0
+        hs = np.bincount((fs + off).ravel(), minlength=sv * w).reshape(sv, w)[:, :nm]
+        both = np.bincount((np.where(okp, fs, nm) + off).ravel(), minlength=sv * w)
+        both = both.reshape(sv, w)[:, :nm]
+        nokp = hp[:, 0]
+        c2 = hp * (k - 1) + nokp[:, None] * hs - both
+        c2[:, 0] = 0
+        pr = (hp > 0) | (hs > 0)
+        pr[:, 0] = False
+        bad = self._peer_bad(base, mems[live], okp, fs == 0, strict)
+        c2[:, int(FailMode.FailMem)] += bad
+        pr[:, int(FailMode.FailMem)] |= bad > 0
+        cnt[live], pres[live] = c2, pr
+        ok[live] = nokp * hs[:, 0] - both[:, 0] - bad > 0
+        return ok, cnt, pres
+
+    def _policy(self, base: Instance, mems: NDArray, dsks: NDArray, vcpus: NDArray) -> NDArray:
+        """`inst_matches_policy` per size, evaluated once per class of sizes.
+
+        The policy compares each size with the bounds of its min/max ranges
+        only, so sizes that fall between the same consecutive bounds (for
+        memory, disk and vCPUs alike) get the same answer.
+        """
+        ipol = self.c.groups[self.gidx].ipolicy
+        keys = []
+        for attr, vals in (("memory", mems), ("disk", dsks), ("cpu", vcpus)):
+            edges = sorted({getattr(sp, attr) + d for r in ipol.minmax for sp, d in
+                            ((r[0], 0), (r[1], 1))})  # fmt: skip
+            keys.append(np.searchsorted(np.array(edges, dtype=np.int64), vals, "right"))
+        out = np.zeros(len(mems), dtype=np.int64)
+        memo: dict[tuple[int, int, int], int] = {}
+        for i, key in enumerate(zip(*(kk.tolist() for kk in keys), strict=True)):
+            if key not in memo:
+                inst = _sized(base, int(mems[i]), int(dsks[i]), int(vcpus[i]))
+                memo[key] = int(inst_matches_policy(inst, ipol))
+            out[i] = memo[key]
+        return out
+
+    def _peer_bad(
+        self, base: Instance, mems: NDArray, okp: NDArray, oks: NDArray, strict: bool
+    ) -> NDArray:
+        """`pairs._peer_failures` per size (rows of ``okp``/``oks``)."""
+        sv = len(mems)
+        none = np.zeros(sv, dtype=np.int64)
+        if not strict or base.forthcoming:
+            return none
+        v = self.view
+        secmem = mems * int(base.uses_sec_mem)
+        if self._old_mem is None:
+            self._old_mem = nodeops.unallocated(v)
+        old_mem = self._old_mem
+        # secondaries that may be near their limit for some size of the batch
+        lo = int(secmem.max()) if sv else 0
+        near_any = ~v["failn1"] & (old_mem <= v["rmem"] + lo) & oks.any(axis=0)
+        js_near = np.flatnonzero(near_any)
+        if not len(js_near):
+            return none
+        ent = [self._peer_row(int(j)) for j in js_near]
+        ip = np.concatenate([e[0] for e in ent])
+        if not len(ip):
+            return none
+        va = np.concatenate([e[1] for e in ent])
+        js = np.repeat(js_near, [len(e[0]) for e in ent])
+        near = oks[:, js] & (old_mem[js][None, :] <= v["rmem"][js][None, :] + secmem[:, None])
+        hit = near & okp[:, ip] & (old_mem[js][None, :] - secmem[:, None] <= va[None, :])
+        return hit.sum(axis=1)  # type: ignore[no-any-return]
+
+    def _peer_row(self, js: int) -> tuple[NDArray, NDArray]:
+        """Peer entries of secondary ``cand[js]``: (primary positions, memory), for
+        primaries in the group other than itself and positive memory."""
+        row = self._peer_rows.get(js)
+        if row is None:
+            c = self.c
+            if self._pos is None:
+                self._pos = np.full(c.n_nodes, -1, dtype=np.int64)
+                self._pos[self.cand] = np.arange(len(self.cand))
+            node = int(self.cand[js])
+            pairs = [(int(self._pos[p]), val) for p, val in c.peers[node].items()
+                     if val > 0 and p != node and self._pos[p] >= 0]  # fmt: skip
+            row = (
+                np.array([p for p, _ in pairs], dtype=np.int64),
+                np.array([val for _, val in pairs], dtype=np.int64),
+            )
+            self._peer_rows[js] = row
+        return row
+
+
+class _SizedInst:
+    """An `Instance` stand-in for `nodeops` whose sizes are per-element arrays."""
+
+    def __init__(self, base: Instance, mem: NDArray, dsk: NDArray, vcpus: NDArray) -> None:
+        self.mem, self.dsk, self.vcpus = mem, dsk, vcpus
+        self.uses_local_storage = base.uses_local_storage
+        self.uses_memory = base.uses_memory
+        self.uses_sec_mem = base.uses_sec_mem
+        self.has_secondary = base.has_secondary
+        self.not_offline = base.not_offline
+        self.forthcoming = base.forthcoming
+        self.spindle_use = base.spindle_use
+        self.total_spindles = base.total_spindles
+        self.util = base.util
+
+
+def _sized(base: Instance, mem: int, dsk: int, vcpus: int) -> Instance:
+    """``base`` with other sizes (its only disk, if it has one, resized too)."""
+    disks = [(dsk, base.disks[0][1])] if len(base.disks) == 1 else list(base.disks)
+    return dataclasses.replace(base, mem=mem, dsk=dsk, vcpus=vcpus, disks=disks)
 
 
 def fit_counts(c: Cluster, inst: Instance, gidx: int, req_nodes: int,
@@ -253,8 +422,8 @@ def alloc_in_group(
         st = c.stats(c.group_nodes(gidx))
     if req_nodes == 2:
         first, pred, fp, fs, succ = pair_best(c, inst, cand, st, strict, counts, parts)
-        if first is None and not counts:
-            first, pred, fp, fs, succ = pair_best(c, inst, cand, st, strict, True, parts)
+        if first is None and succ < 0:  # no placement: the counts are needed after all
+            succ = count_pairs(c, inst, cand, fp, fs, strict)
         if succ >= 0:  # counts were taken (else a placement was found: none needed)
             sol.failures = _pair_failures(fp, fs, np.zeros((0, 0)))
         sol.successes = succ

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from typing import Any
+
+import numpy as np
 
 from corral.htools import nodeops
 from corral.htools.allocate import FitProbe, alloc_multi_group, place_new
@@ -122,40 +125,138 @@ def _shrink(c: Cluster, spec: ISpec, mode: FailMode, jump: bool) -> ISpec | None
     return None
 
 
-def _try_once(
-    c: Cluster, spec: ISpec, template: str, n: int, probes: dict[int, FitProbe]
-) -> tuple[bool, Counter[FailMode]]:
-    """One allocation attempt (nothing placed): success and failure counts."""
+_FIELDS = {
+    FailMode.FailMem: ("memory", UNIT_MEM),
+    FailMode.FailDisk: ("disk", UNIT_DSK),
+    FailMode.FailCPU: ("cpu", UNIT_CPU),
+}
+_FIRST_BATCH, _MAX_ELEMS = 8, 1 << 13
+
+
+def _line(c: Cluster, spec: ISpec, mode: FailMode, count: int) -> list[int]:
+    """The next (up to) ``count`` sizes of repeated ``_shrink(jump=True)`` along ``mode``.
+
+    The cluster does not change meanwhile, so after the first (possibly
+    jumping) step every step is one unit; the line ends below one unit.
+    """
+    first = _shrink(c, spec, mode, jump=True)
+    if first is None:
+        return []
+    field, unit = _FIELDS[mode]
+    sizes = [getattr(first, field)]
+    while len(sizes) < count and sizes[-1] - unit >= unit:
+        sizes.append(sizes[-1] - unit)
+    return sizes
+
+
+def _try_line(
+    c: Cluster, spec: ISpec, mode: FailMode, sizes: list[int], template: str, n: int,
+    probes: dict[int, FitProbe],
+) -> tuple[Any, Any, Any]:  # fmt: skip
+    """Allocation attempts (nothing placed) of ``spec`` with its ``mode`` resource at
+    each of ``sizes``, all groups: fits per size, failure counts per size and
+    `FailMode`, and which modes the attempt's `Counter` holds as keys."""
     req = 2 if template == "drbd" else 1
-    inst = _mk(spec, template, n)
-    cnt: Counter[FailMode] = Counter()
-    ok = False
+    field = _FIELDS[mode][0]
+    arr = {
+        f: np.full(len(sizes), getattr(spec, f), dtype=np.int64) for f in ("memory", "disk", "cpu")
+    }
+    arr[field] = np.array(sizes, dtype=np.int64)
+    base = _mk(spec, template, n)
+    ok = np.zeros(len(sizes), dtype=bool)
+    cnt = np.zeros((len(sizes), len(FailMode)), dtype=np.int64)
+    pres = np.zeros((len(sizes), len(FailMode)), dtype=bool)
     for g, grp in enumerate(c.groups):
         if grp.alloc_policy == "unallocable":
             continue
         if g not in probes:
             probes[g] = FitProbe(c, g)
-        fits, gc = probes[g].counts(inst, req)
-        ok = ok or fits
-        cnt.update(gc)
-    return ok, cnt
+        o, cn, pr = probes[g].counts_sizes(base, arr["memory"], arr["disk"], arr["cpu"], req)
+        ok |= o
+        cnt += cn
+        pres |= pr
+    return ok, cnt, pres
+
+
+def _counter(cnt: Any, pres: Any) -> Counter[FailMode]:
+    """One size's counts (a row of `_try_line`) as the `Counter` a single attempt gives."""
+    return Counter({FailMode(int(m)): int(cnt[m]) for m in np.flatnonzero(pres)})
+
+
+def _first_batch(c: Cluster) -> int:
+    """Sizes in the first batch of a line: on big clusters a batch costs in
+    proportion to its size and many lines end after a step or two."""
+    return max(1, min(_FIRST_BATCH, _MAX_ELEMS // (4 * max(1, c.n_nodes))))
+
+
+def _batch(c: Cluster, prev: int) -> int:
+    k = max(1, c.n_nodes)
+    return max(1, min(prev * 4, _MAX_ELEMS // k))
 
 
 def _suffices_shrinking(c: Cluster, spec: ISpec, mode: FailMode, template: str, n: int,
                         cnt: Counter[FailMode],
                         probes: dict[int, FitProbe]) -> ISpec | None:  # fmt: skip
     """Ganeti's ``sufficesShrinking``: shrink by ``mode`` while it keeps failing for it."""
-    cur: ISpec | None = spec
-    ok, fails = False, cnt
-    while cur is not None:
-        if ok:
-            return cur
-        if fails.get(mode, 0) == 0:
+    if cnt.get(mode, 0) == 0 or mode not in _FIELDS:
+        return None
+    field = _FIELDS[mode][0]
+    s, batch = spec, _first_batch(c)
+    while True:
+        sizes = _line(c, s, mode, batch)
+        if not sizes:
             return None
-        cur = _shrink(c, cur, mode, jump=True)
-        if cur is not None:
-            ok, fails = _try_once(c, cur, template, n, probes)
-    return None
+        ok, cn, _ = _try_line(c, s, mode, sizes, template, n, probes)
+        for i, size in enumerate(sizes):
+            if ok[i]:
+                return dataclasses.replace(s, **{field: size})
+            if cn[i, int(mode)] == 0:
+                return None
+        s = dataclasses.replace(s, **{field: sizes[-1]})
+        batch = _batch(c, batch)
+
+
+# a level of the one-unit chain: (spec, resource changed, its size) and failure counts
+_Level = tuple[ISpec, str | None, int, Counter[FailMode]]
+
+
+def _level_spec(lv: _Level) -> ISpec:
+    return lv[0] if lv[1] is None else dataclasses.replace(lv[0], **{lv[1]: lv[2]})
+
+
+def _walk_chain(c: Cluster, spec: ISpec, cnt: Counter[FailMode], template: str, n: int,
+                probes: dict[int, FitProbe], chain: list[_Level]) -> ISpec | None:  # fmt: skip
+    """The one-unit chain of `tiered_alloc`: shrink along the most frequent failure
+    until a size fits (returned); every failing level is appended to ``chain``.
+
+    Sizes are probed in batches along one failure mode; a batch is cut where
+    a level's most frequent failure changes.
+    """
+    s, e = spec, cnt
+    batch = _first_batch(c)
+    while True:
+        mode = _ganeti_order(e)[-1]
+        if mode not in _FIELDS:
+            return None
+        sizes = _line(c, s, mode, batch)
+        if not sizes:
+            return None
+        field = _FIELDS[mode][0]
+        ok, cn, pr = _try_line(c, s, mode, sizes, template, n, probes)
+        same = np.zeros(len(sizes), dtype=bool)
+        same[1:] = (cn[1:] == cn[:-1]).all(axis=1) & (pr[1:] == pr[:-1]).all(axis=1)
+        changed = False
+        for i, size in enumerate(sizes):
+            if ok[i]:
+                return dataclasses.replace(s, **{field: size})
+            if not same[i]:
+                e = _counter(cn[i], pr[i])
+                changed = _ganeti_order(e)[-1] != mode
+            chain.append((s, field, size, e))
+            if changed:
+                break
+        s = _level_spec(chain[-1])
+        batch = batch if changed else _batch(c, batch)
 
 
 def tiered_alloc(
@@ -190,21 +291,11 @@ def tiered_alloc(
         if reason == FailMode.OK:
             break
         # one-unit chain along the most frequent failure
-        chain: list[tuple[ISpec, Counter[FailMode]]] = [(cur, cnt)]
-        nxt: ISpec | None = None
-        s, e = cur, cnt
-        while True:
-            s2 = _shrink(cc, s, _ganeti_order(e)[-1], jump=True)
-            if s2 is None:
-                break
-            ok, e2 = _try_once(cc, s2, template, len(placed), probes)
-            if ok:
-                nxt = s2
-                break
-            chain.append((s2, e2))
-            s, e = s2, e2
+        chain: list[_Level] = [(cur, None, 0, cnt)]
+        nxt = _walk_chain(cc, cur, cnt, template, len(placed), probes, chain)
         if nxt is None:
-            for s, e in reversed(chain):
+            for lv in reversed(chain):
+                s, e = _level_spec(lv), lv[3]
                 for mode in reversed(_ganeti_order(e)):
                     nxt = _suffices_shrinking(cc, s, mode, template, len(placed), e, probes)
                     if nxt is not None:
@@ -212,7 +303,7 @@ def tiered_alloc(
                 if nxt is not None:
                     break
         if nxt is None:
-            cnt, reason = chain[-1][1], _most_likely(chain[-1][1])
+            cnt, reason = chain[-1][3], _most_likely(chain[-1][3])
             break
         cur = nxt
     return AllocRun(placed, reason, cnt, cc)

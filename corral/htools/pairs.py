@@ -42,7 +42,14 @@ def _any_loc(c: Cluster, nodes: NDArray) -> bool:
 def _pri_metrics(
     c: Cluster, nodes: NDArray, inst: Instance, strict: bool
 ) -> tuple[NDArray, NDArray]:
-    v = c.view(nodes)
+    new, fail = _pri_view(c, nodes, c.view(nodes), inst, strict)
+    return score.node_metrics(new), fail
+
+
+def _pri_view(
+    c: Cluster, nodes: NDArray, v: nodeops.View, inst: Instance, strict: bool
+) -> tuple[nodeops.View, NDArray]:
+    """The nodes' view (``v``) after receiving ``inst`` as primary, and the failure codes."""
     new, fail = nodeops.add_pri(v, inst, strict, c.tag_reject(nodes, inst))
     if inst.excl_tags:
         new["conflicts"] = new["conflicts"] + np.array(
@@ -55,7 +62,7 @@ def _pri_metrics(
                 for n in nodes
             ]
         )
-    return score.node_metrics(new), fail
+    return new, fail
 
 
 def _sec_metrics(
@@ -123,12 +130,22 @@ class _Terms:
 Parts = tuple[NDArray, NDArray, NDArray, NDArray, NDArray, NDArray, NDArray]
 
 
+_FUSE = 64  # `_node_parts` of up to this many nodes computes their metrics in one pass
+
+
 def _node_parts(c: Cluster, inst: Instance, cand: NDArray, strict: bool) -> Parts:
     """Per-node metrics now, failure codes as primary and as secondary (no
     peer), and the metric deltas (Σx and Σx² changes) of either placement."""
-    m0 = score.node_metrics(c.view(cand))
-    mp, fp = _pri_metrics(c, cand, inst, strict)
-    ms, fs = _sec_metrics(c, cand, inst, np.zeros(len(cand), dtype=np.int64), strict)
+    k = len(cand)
+    v = c.view(cand)
+    newp, fp = _pri_view(c, cand, v, inst, strict)
+    news, fs = nodeops.add_sec(v, inst, np.zeros(k, dtype=np.int64), strict)
+    if k <= _FUSE:
+        # one metrics pass over the three views side by side (metrics are per node)
+        m = score.node_metrics({f: np.concatenate((a, newp[f], news[f])) for f, a in v.items()})
+        m0, mp, ms = m[:, :k], m[:, k : 2 * k], m[:, 2 * k :]
+    else:
+        m0, mp, ms = score.node_metrics(v), score.node_metrics(newp), score.node_metrics(news)
     a1, a2 = score.deltas(m0, mp)
     b1, b2 = score.deltas(m0, ms)
     return m0, fp, fs, a1, a2, b1, b2
@@ -168,25 +185,54 @@ class PairCache:
         gkey = (gidx, gnodes.tobytes())
         key = (gkey, strict, cand.tobytes(), _inst_key(inst))
         dirty = np.array(sorted(self.dirty), dtype=np.int64)
-        if self.gmetrics is None or self.key is None or self.key[0] != gkey:
-            self.gmetrics = score.node_metrics(c.view(gnodes))
-        elif len(dirty):
-            gi = np.flatnonzero(np.isin(gnodes, dirty))
-            if len(gi):
-                self.gmetrics[:, gi] = score.node_metrics(c.view(gnodes[gi]))
+        fresh_g = self.gmetrics is None or self.key is None or self.key[0] != gkey
+        gm = score.node_metrics(c.view(gnodes)) if fresh_g else self.gmetrics
+        assert gm is not None
+        self.gmetrics = gm
+        gi = _positions(gnodes, dirty) if len(dirty) and not fresh_g else dirty[:0]
         if key != self.key or self.parts is None:
             self.parts = _node_parts(c, inst, cand, strict)
         elif len(dirty):
-            ci = np.flatnonzero(np.isin(cand, dirty))
+            ci = _positions(cand, dirty)
             if len(ci):
                 new = _node_parts(c, inst, cand[ci], strict)
                 for whole, part in zip(self.parts, new, strict=True):
                     whole[..., ci] = part
+                if len(gi) == len(ci) and (gnodes[gi] == cand[ci]).all():
+                    # the same nodes: their current metrics were just computed
+                    gm[:, gi] = new[0]
+                    gi = gi[:0]
+        if len(gi):
+            gm[:, gi] = score.node_metrics(c.view(gnodes[gi]))
         self.key = key
         self.dirty = set()
         off = c.nodes["offline"][gnodes]
-        st = score.Stats(self.gmetrics, ~off, c.map_value(gnodes))
+        st = score.Stats(gm, ~off, c.map_value(gnodes))
         return st, self.parts
+
+
+def _positions(sorted_nodes: NDArray, nodes: NDArray) -> NDArray:
+    """Positions in ``sorted_nodes`` (ascending) of those of ``nodes`` (ascending) it holds."""
+    at = np.searchsorted(sorted_nodes, nodes)
+    inside = at < len(sorted_nodes)
+    at = at[inside]
+    return at[sorted_nodes[at] == nodes[inside]]  # type: ignore[no-any-return]
+
+
+_W_STD = score.WEIGHTS[score.STD_IDX].reshape(1, -1)
+_W_SUM = score.WEIGHTS[score.SUM_IDX].reshape(1, -1)
+
+
+def _base_score(st: score.Stats) -> float:
+    """``st.score()`` without its per-call overhead: the same operations on the
+    same values (the zero deltas added too, the same matrix products)."""
+    n = max(st.n, 1)
+    s1, s2 = st.s1 + 0.0, st.s2 + 0.0
+    mean = s1[score.STD_IDX] / n
+    var = np.maximum(s2[score.STD_IDX] / n - mean * mean, 0.0)
+    total = np.dot(_W_STD, np.sqrt(var).reshape(-1, 1)).reshape(1)
+    total = total + np.dot(_W_SUM, s1[score.SUM_IDX].reshape(-1, 1)).reshape(1)
+    return float((total + score.WEIGHTS[score.MAP_METRIC] * (st.map_value + 0.0))[0])
 
 
 def _pair_terms(
@@ -207,7 +253,7 @@ def _pair_terms(
     row = np.zeros(k)
     col = np.zeros(k)
     pair_cls: list[int] = []
-    base = st.score()
+    base = _base_score(st)
     # which side changes each metric (vectorised `.any()` per metric)
     a_any: NDArray = np.asarray(a1.any(axis=1) | a2.any(axis=1))
     b_any: NDArray = np.asarray(b1.any(axis=1) | b2.any(axis=1))
@@ -334,6 +380,7 @@ def pair_scores(
 FULL_SCAN = [False]
 _ROWS_PER_BLOCK = 32
 _SMALL = 512  # groups up to this size take all peer pairs at once
+_WHOLE = 64  # groups up to this size are scored in one block (`_best_whole`)
 
 
 def _lower_bounds(
@@ -438,11 +485,14 @@ def pair_best(
         return f, v, fp, fs, succ
     t = _pair_terms(c, inst, cand, st, strict, parts)
     fp, fs = t.fp, t.fs
-    succ = _count_pairs(c, inst, cand, t, strict) if counts else -1
+    succ = count_pairs(c, inst, cand, fp, fs, strict) if counts else -1
     rows = np.flatnonzero(fp == 0)
     cols = np.flatnonzero(fs == 0)
     if len(rows) == 0 or len(cols) == 0:
         return None, np.inf, fp, fs, succ
+    if k <= _WHOLE:
+        v, f = _best_whole(c, inst, cand, st, strict, t, rows, cols)
+        return (f if f >= 0 else None), v, fp, fs, succ
     lr, lc = _lower_bounds(st, t, rows, cols)
     order_r = np.argsort(lr, kind="stable")
     rs, lrs = rows[order_r], lr[order_r]
@@ -479,11 +529,53 @@ def pair_best(
     return (best_f if best_f >= 0 else None), best_v, fp, fs, succ
 
 
-def _count_pairs(c: Cluster, inst: Instance, cand: NDArray, t: _Terms, strict: bool) -> int:
-    """Finite entries of `pair_scores`' matrix (sets `_PEER_FAILS` like it)."""
-    okp, oks = t.fp == 0, t.fs == 0
+def _best_whole(
+    c: Cluster,
+    inst: Instance,
+    cand: NDArray,
+    st: score.Stats,
+    strict: bool,
+    t: _Terms,
+    rows: NDArray,
+    cols: NDArray,
+) -> tuple[float, int]:
+    """`pair_best` on a small group: every valid pair in one block.
+
+    Pairs whose secondary already reserves memory for the primary are
+    re-scored exactly only if their plain score could still be the best:
+    their exact score is never below the plain one (`_peer_monotone`), so
+    the others cannot be the matrix's smallest entry, nor tie with it.
+    """
+    k = len(cand)
+    blk = _block(st, t, rows, cols)
+    blk[rows[:, None] == cols[None, :]] = np.inf
+    ips, jss, pv = _peer_pairs(c, cand, t.fp)
+    if len(ips):
+        rpos = np.full(k, -1, dtype=np.int64)
+        rpos[rows] = np.arange(len(rows))
+        cpos = np.full(k, -1, dtype=np.int64)
+        cpos[cols] = np.arange(len(cols))
+        ri, cj = rpos[ips], cpos[jss]
+        keep = cj >= 0  # primaries of peer pairs are valid already
+        ri, cj, jss, pv = ri[keep], cj[keep], jss[keep], pv[keep]
+        plain = blk[ri, cj]
+        blk[ri, cj] = np.inf
+        low = float(blk.min())
+        need = plain <= low + (1e-9 * (1.0 + abs(low)) if low < np.inf else np.inf)
+        if need.any():
+            _peer_put(c, inst, cand, st, strict, t, blk, rows, cols, ri[need], jss[need],
+                      pv[need])  # fmt: skip
+    return _min_flat(blk, rows, cols, k)
+
+
+def count_pairs(
+    c: Cluster, inst: Instance, cand: NDArray, fp: NDArray, fs: NDArray, strict: bool
+) -> int:
+    """Finite entries of `pair_scores`' matrix from the failure codes as primary
+    (``fp``) and secondary (``fs``) (sets `_PEER_FAILS` like it)."""
+    okp, oks = fp == 0, fs == 0
     succ = int(okp.sum()) * int(oks.sum()) - int((okp & oks).sum())
-    _PEER_FAILS[0] = _peer_failures(c, inst, cand, t.fp, t.fs, strict)
+    _PEER_FAILS[0] = _peer_failures(c, inst, cand, fp, fs, strict)
     return succ - _PEER_FAILS[0]
 
 

@@ -23,6 +23,15 @@ from corral.htools.types import Instance, ISpec
 from .conftest import CORPUS, gen_cluster, needs_corpus
 
 
+@pytest.fixture(params=["whole", "bounded"])
+def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the one-block search of small groups and with the bounded
+    search (what groups above `pairs._WHOLE` nodes use)."""
+    if request.param == "bounded":
+        monkeypatch.setattr(pairs, "_WHOLE", 0)
+    return str(request.param)
+
+
 @pytest.fixture
 def full_scan() -> Iterator[None]:
     pairs.FULL_SCAN[0] = True
@@ -72,6 +81,7 @@ def _check_same_choice(c: Cluster, inst: Instance) -> int | None:
 
 @needs_corpus
 @pytest.mark.parametrize("name", ["office-40", "dc-40"])
+@pytest.mark.usefixtures("search_path")
 def test_pair_best_equals_matrix_along_a_run(name: str) -> None:
     c = _load(CORPUS / f"{name}.data")
     k = len(c.online_in_group(0))
@@ -84,6 +94,7 @@ def test_pair_best_equals_matrix_along_a_run(name: str) -> None:
         allocate.place_new(c, inst, [int(cand[flat // k]), int(cand[flat % k])])
 
 
+@pytest.mark.usefixtures("search_path")
 def test_pair_best_on_perturbed_cluster(tmp_path: Path) -> None:
     c = _perturbed(tmp_path)
     k = len(c.online_in_group(0))
@@ -96,6 +107,7 @@ def test_pair_best_on_perturbed_cluster(tmp_path: Path) -> None:
                                                                  int(cand[flat % k])])  # fmt: skip
 
 
+@pytest.mark.usefixtures("search_path")
 def test_peer_failures_counted_exactly(tmp_path: Path) -> None:
     """Secondaries squeezed to just above their N+1 reservation: pairs whose
     secondary already reserves memory for the primary fail, the others not."""
@@ -167,6 +179,7 @@ def _hspace_both(c: Cluster, tspec: ISpec, sspec: ISpec, limit: int) -> None:
 
 
 @needs_corpus
+@pytest.mark.usefixtures("search_path")
 def test_hspace_office40_equals_full_scan() -> None:
     """The whole office-40 hspace run (tiered + standard, to the end)."""
     c = _load(CORPUS / "office-40.data")
@@ -176,6 +189,7 @@ def test_hspace_office40_equals_full_scan() -> None:
     _hspace_both(c, tspec, sspec, -1)
 
 
+@pytest.mark.usefixtures("search_path")
 def test_hspace_perturbed_equals_full_scan(tmp_path: Path) -> None:
     c = _perturbed(tmp_path)
     pol = c.ipolicy
@@ -200,3 +214,16 @@ def test_pair_cache_matches_fresh_parts(tmp_path: Path) -> None:
         nodes = [int(cand[flat // k]), int(cand[flat % k])]
         allocate.place_new(c, inst, nodes)
         cache.touch(nodes)
+
+
+def test_base_score_equals_stats_score(tmp_path: Path) -> None:
+    """`pairs._base_score` is `Stats.score` bit for bit (randomly scaled metrics)."""
+    from corral.htools import score
+
+    c = _perturbed(tmp_path)
+    m, on = c.metrics(), ~c.nodes["offline"]
+    rng = np.random.default_rng(5)
+    for t in range(300):
+        mm = m * rng.uniform(0.5, 1.5, size=m.shape) if t else m
+        st = score.Stats(mm, on, float(t % 3))
+        assert pairs._base_score(st) == st.score()
