@@ -60,7 +60,6 @@ class ApiHandlers:
         self.queue = queue
         self.executor = executor
         self.queries = queries
-        self.watcher_pause: float | None = None
         self.methods: dict[str, Handler] = {
             P.REQ_SUBMIT_JOB: self.submit_job,
             P.REQ_SUBMIT_MANY_JOBS: self.submit_many_jobs,
@@ -141,7 +140,7 @@ class ApiHandlers:
         self.queue.set_drain_flag(bool(drain))
 
     async def set_watcher_pause(self, until: float | None) -> None:
-        self.watcher_pause = None if until is None else float(until)
+        self.queue.set_watcher_pause(None if until is None else float(until))
 
     # -- queries -------------------------------------------------------------------
     def _resource(self, what: str) -> QueryResource:
@@ -164,7 +163,7 @@ class ApiHandlers:
             self.ctx.cfg,
             list(names),
             drained=self.queue.is_drained(),
-            watcher_pause=self.watcher_pause,
+            watcher_pause=self.queue.watcher_pause(),
         )
 
     async def query_tags(self, kind: str, name: str | None = None) -> list[str]:

@@ -227,10 +227,8 @@ class Master:
             if replicator is not None:
                 replicator.resync(names)
 
-        handlers = self.handlers
-
         def paused() -> bool:
-            until = handlers.watcher_pause if handlers is not None else None
+            until = queue.watcher_pause()
             return queue.is_drained() or (until is not None and until > time.time())
 
         watcher = Watcher(

@@ -104,6 +104,25 @@ class JobQueue:
             ("1" if drained else "0",),
         )
 
+    # -- watcher pause ---------------------------------------------------------
+    def watcher_pause(self) -> float | None:
+        """Until when the watcher is paused (a time.time() value), or None.
+
+        Kept in the queue database next to the drain flag, so a pause set for a
+        maintenance window survives a masterd restart (Ganeti keeps it in a file).
+        """
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'watcher_pause'").fetchone()
+        try:
+            return float(row[0]) if row and row[0] else None
+        except ValueError:
+            return None
+
+    def set_watcher_pause(self, until: float | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('watcher_pause', ?)",
+            ("" if until is None else repr(float(until)),),
+        )
+
     # -- creating and saving -----------------------------------------------------
     def create(self, ops: list[opcodes.OpCode]) -> QueuedJob:
         """Persist a new queued job for `ops` and return it (id assigned)."""

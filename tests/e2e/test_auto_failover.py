@@ -144,6 +144,12 @@ def test_a_dead_node_is_fenced_and_its_instance_fails_over(kit: Testkit, board: 
     # the board answers for the nodes through gnt-node power
     assert _ok(kit, "gnt-node", "power", "status", "--no-headers", N2).split() == [N2, "powered"]
 
+    # a maintenance pause is kept by the master (and would stop what follows)
+    assert _ok(kit, "gnt-cluster", "watcher", "pause", "1h").startswith("The watcher is paused")
+    assert _ok(kit, "gnt-cluster", "watcher", "info").startswith("The watcher is paused until")
+    assert _ok(kit, "gnt-cluster", "watcher", "continue") == "The watcher is no longer paused.\n"
+    assert _ok(kit, "gnt-cluster", "watcher", "info") == "The watcher is not paused.\n"
+
     kit.crash("node2")
     _wait("the failover", lambda: _row(kit, "db1") == [N3, N2, "running"])
     # fenced first, through the board; the node is offline and recorded unpowered

@@ -193,3 +193,18 @@ def test_archive(queue: JobQueue) -> None:
     queue.save(other)
     assert queue.auto_archive(0, now=other.end_timestamp[0] + 1) == 1  # type: ignore[index]
     assert os.path.exists(queue.db_path)
+
+
+def test_watcher_pause_survives_reopening(tmp_path: Any) -> None:
+    path = str(tmp_path / "pause.db")
+    first = JobQueue(path)
+    first.open()
+    assert first.watcher_pause() is None
+    first.set_watcher_pause(1_900_000_000.5)
+    first.close()
+    again = JobQueue(path)
+    again.open()
+    assert again.watcher_pause() == 1_900_000_000.5  # a masterd restart keeps the pause
+    again.set_watcher_pause(None)
+    assert again.watcher_pause() is None
+    again.close()
