@@ -106,10 +106,12 @@ def _spec(text: str, base: Any) -> Any:
     if len(parts) not in (3, 4) or not all(p.strip().isdigit() for p in parts):
         raise HtoolsError(f"Invalid instance specification '{text}' (expected disk,ram,cpu)")
     vals = [int(p) for p in parts]
-    spec = dataclasses.replace(base, disk=vals[0], memory=vals[1], cpu=vals[2])
-    if len(vals) == 4:
-        spec = dataclasses.replace(spec, spindle_use=vals[3])
-    return spec
+    # Ganeti's parseISpecString: spindles are optional and default to 1 (they only
+    # matter with exclusive storage), not to the policy's value
+    spindles = vals[3] if len(vals) == 4 else 1
+    return dataclasses.replace(
+        base, disk=vals[0], memory=vals[1], cpu=vals[2], spindle_use=spindles
+    )
 
 
 def _run(args: Any) -> int:
