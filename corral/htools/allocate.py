@@ -324,6 +324,8 @@ def place_new(c: Cluster, inst: Instance, nodes: list[int]) -> None:
     inst.snode = nodes[1] if len(nodes) > 1 else -1
     if inst.name not in c.inst_index:
         c.add_instance(inst)
+    if len(nodes) > 1:  # Ganeti's allocateOnPair: the pair's location score, then addPri
+        c.set_location_score(inst, nodes[0], nodes[1])
     r = c.add_pri(nodes[0], inst, strict=False)
     if len(nodes) > 1:
         r = r or c.add_sec(nodes[1], inst, nodes[0], strict=False)

@@ -6,8 +6,10 @@ groups, nodes, instances, cluster tags and (optional) instance policies; at
 least four sections are required and further sections are ignored. Quirks
 kept from Ganeti:
 
-* node role ``Y`` (offline/drained) or a ``?`` in any size field yields an
-  offline node with all sizes zero; ``M`` marks the master;
+* a ``?`` in any size field yields an offline node with all sizes zero and
+  no tags; role ``Y`` (offline/drained) marks the node offline but keeps its
+  sizes and tags (Ganeti 3.0 ``loadNode``: location tags of an offline node
+  still count in its instances' location scores); ``M`` marks the master;
 * nodes and instances refer to groups by uuid, ipolicy lines by group name
   (empty owner = cluster policy); a group without a policy line gets
   Ganeti's default policy;
@@ -147,7 +149,7 @@ def _load_node(c: Cluster, ln: str) -> None:
     f = f + defaults[len(f) - 9 :]
     name, tm, nm, fm, td, fd, tc, role, gu, sp, tags, ex, fsp, ncpu, speed = f
     gdx = c.group_index(gu, name)
-    if "?" in (tm, nm, fm, td, fd, tc) or role == "Y":
+    if "?" in (tm, nm, fm, td, fd, tc):
         c.add_node(
             name=name,
             tmem=0.0,
@@ -184,7 +186,7 @@ def _load_node(c: Cluster, ln: str) -> None:
     if spv < 0 or ncpuv < 0:
         raise HtoolsError(f"Invalid negative value in node data: '{ln}'")
     c.add_node(
-        name=name, offline=False, master=(role == "M"), group=gdx, spindles=spv,
+        name=name, offline=(role == "Y"), master=(role == "M"), group=gdx, spindles=spv,
         tags=_split_list(tags), excl=excl, fsp=_int("free spindles", owner, fsp),
         ncpu=ncpuv, speed=_float("cpu speed", owner, speed), **vals,
     )  # fmt: skip

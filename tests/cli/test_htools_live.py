@@ -31,7 +31,7 @@ MIXED = (
     "n1.example.com|4096|512|1536|100000|91872|4|M|uuid-a|1|rack:1|N|0|1|1.0\n"
     "n2.example.com|4096|512|3072|100000|95936|4|N|uuid-a|2||N|0|1|1.0\n"
     "n3.example.com|8192|512|7680|200000|200000|8|N|uuid-a|1||N|0|2|1.0\n"
-    "n4.example.com|0|0|0|0|0|0|Y|uuid-a|1||N|0|1|1.0\n"
+    "n4.example.com|0|0|0|0|0|0|Y|uuid-a|1||N|0|0|1.0\n"
     "n5.example.com|4096|512|3584|100000|100000|4|N|uuid-b|1||N|0|1|1.0\n\n"
     "i1.example.com|1024|4128|2|running|Y|n1.example.com|n2.example.com|drbd|web|1|-|N\n"
     "i2.example.com|1024|4128|1|ADMIN_down|Y|n1.example.com|n2.example.com|drbd||1|-|N\n"
@@ -156,10 +156,10 @@ def api_from_text(text: str) -> FakeApi:
                 "offline": off,
                 "drained": False,
                 "vm_capable": True,
-                # the text format drops spindles and tags of offline nodes
-                "ndp/spindle_count": 0 if off else int(sp),
+                # the text format keeps spindles and tags of offline (Y) nodes
+                "ndp/spindle_count": int(sp),
                 "group.uuid": gu,
-                "tags": [] if off or not tags else tags.split(","),
+                "tags": tags.split(",") if tags else [],
                 "ndp/exclusive_storage": ex == "Y",
                 "sptotal": live(0),
                 "spfree": live(int(fsp)),
