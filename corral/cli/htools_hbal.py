@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="corral: on large groups, score every possible move again every N"
-        " moves (slower; keeps closer to the exhaustive search's path)",
+        " moves (slower; keeps closer to the exhaustive search's path); 0 (the"
+        " default): automatic, -1: never",
     )
     p.add_argument(
         "-V",

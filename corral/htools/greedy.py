@@ -32,9 +32,17 @@ def balance_cached(
     exhaustive: bool = False,
     target_limit: int = 0,
     verify: int = 16,
+    schedule: Any = None,
 ) -> tuple[float, float, list[Any]]:
-    """hbal's loop for one group (instances from `balance.movable_instances`)."""
-    from corral.htools.balance import Step
+    """hbal's loop for one group (instances from `balance.movable_instances`).
+
+    `schedule` (a `balance.RefreshSchedule`; default: never) says after which
+    moves every pair is evaluated again instead of only what the move changed.
+    """
+    from corral.htools.balance import RefreshSchedule, Step
+
+    if schedule is None:
+        schedule = RefreshSchedule()
 
     nodes = c.group_nodes(gidx)
     cand = c.online_in_group(gidx)
@@ -66,6 +74,8 @@ def balance_cached(
     complete = len(targets) == len(cand)  # ... and against every target
     failures = 0
     extra = np.zeros(0, dtype=np.int64)
+    due = schedule.points()
+    nxt = next(due, None)
     while opts.max_length < 0 or len(steps) < opts.max_length:
         j, val = _choose(cache, ev, fixed, sizes, np.union1d(targets, extra), fresh, verify)
         if (val is None or not val < cur - 1e-12) and not (fresh and complete):
@@ -108,8 +118,9 @@ def balance_cached(
         hit = np.isin(pos, touched) | np.isin(sec, touched)
         dirty = np.flatnonzero(hit | ev.map_on)  # map statistic: every row changes
         fixed.put(dirty, ev.fixed([insts[r] for r in dirty], sizes.take(dirty)))
-        refresh = int(getattr(opts, "refresh", 0))
-        if exhaustive or (refresh > 0 and len(steps) % refresh == 0):
+        while nxt is not None and nxt < len(steps):
+            nxt = next(due, None)
+        if nxt == len(steps):
             # periodic full evaluation bounds how stale the cached ranking can get
             full(all_rows, targets)
             fresh, complete = True, len(targets) == len(cand)
