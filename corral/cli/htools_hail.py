@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from corral.cli._htools_start import prepare
+from corral.cli._htools_start import add_common_options, prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,10 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="memory reserved for the node itself when the first enabled"
         " hypervisor is kvm (default 4096, as Ganeti)",
     )
-    p.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more output on stderr (repeat for more)"
-    )
-    p.add_argument("-q", "--quiet", action="count", default=0, help="less output (repeat for less)")
+    add_common_options(p, "hail")
     p.add_argument(
         "-p",
         "--print-nodes",
@@ -72,13 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--save",
         metavar="FILE",
         help="accepted for compatibility with Ganeti's hail; saves nothing yet",
-    )
-    p.add_argument(
-        "-V",
-        "--version",
-        action="version",
-        version="hail (corral) 0.1.0",
-        help="print the version and exit",
     )
     return p
 

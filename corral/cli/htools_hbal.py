@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from corral.cli._htools_start import prepare
+from corral.cli._htools_start import add_common_options, add_data_options, prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,27 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         " that lower the cluster score the most, one at a time; print them, write them"
         " as gnt-instance commands (-C) or run them as jobs (-X).",
     )
-    p.add_argument(
-        "-t",
-        "--text-data",
-        metavar="FILE",
-        help="read the cluster from a file in htools' text format",
-    )
-    p.add_argument(
-        "-L",
-        "--luxi",
-        nargs="?",
-        const="default",
-        default=None,
-        metavar="SOCKET",
-        help="read the live cluster through the local API (default socket: the master's)",
-    )
-    p.add_argument(
-        "-m",
-        "--master",
-        metavar="CLUSTER",
-        help="read a cluster over RAPI v2 (host, host:port or URL)",
-    )
+    add_data_options(p)
     p.add_argument(
         "-C",
         "--print-commands",
@@ -63,10 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the node table before and after balancing (FIELDS: a"
         " comma-separated list, +list to extend the default)",
     )
-    p.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more output (repeat for more)"
-    )
-    p.add_argument("-q", "--quiet", action="count", default=0, help="less output (repeat for less)")
+    add_common_options(p, "hbal")
     p.add_argument(
         "-l",
         "--max-length",
@@ -142,13 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="corral: on large groups, score every possible move again every N"
         " moves (slower; keeps closer to the exhaustive search's path); 0 (the"
         " default): automatic, -1: never",
-    )
-    p.add_argument(
-        "-V",
-        "--version",
-        action="version",
-        version="hbal (corral) 0.1.0",
-        help="print the version and exit",
     )
     return p
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from corral.cli._htools_start import prepare
+from corral.cli._htools_start import add_common_options, add_data_options, prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,27 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         " cluster (--standard-alloc), and how many if each is shrunk until it fits"
         " (--tiered-alloc), keeping every node N+1 redundant.",
     )
-    p.add_argument(
-        "-t",
-        "--text-data",
-        metavar="FILE",
-        help="read the cluster from a file in htools' text format",
-    )
-    p.add_argument(
-        "-L",
-        "--luxi",
-        nargs="?",
-        const="default",
-        default=None,
-        metavar="SOCKET",
-        help="read the live cluster through the local API (default socket: the master's)",
-    )
-    p.add_argument(
-        "-m",
-        "--master",
-        metavar="CLUSTER",
-        help="read a cluster over RAPI v2 (host, host:port or URL)",
-    )
+    add_data_options(p)
     p.add_argument(
         "--standard-alloc",
         metavar="DISK,RAM,CPU",
@@ -69,17 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="stop after placing N instances",
     )
-    p.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more output (repeat for more)"
-    )
-    p.add_argument("-q", "--quiet", action="count", default=0, help="less output (repeat for less)")
-    p.add_argument(
-        "-V",
-        "--version",
-        action="version",
-        version="hspace (corral) 0.1.0",
-        help="print the version and exit",
-    )
+    add_common_options(p, "hspace")
     # benchmarking/verification: score every pair of every placement (slow, same result)
     p.add_argument("--full-scan", action="store_true", help=argparse.SUPPRESS)
     return p
