@@ -4,10 +4,37 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
 from corral.testkit.cluster import Testkit
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run(kit: Testkit, *argv: str, node: str = "node1", timeout: float = 120) -> Result:
+    """`argv` on `node`; whatever it exits with, it printed no traceback."""
+    proc = kit.exec(node, list(argv), check=False, timeout=timeout)
+    res = Result(proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in res.output, f"{argv}:\n{res.output}"
+    return res
+
+
+def ok(kit: Testkit, *argv: str, node: str = "node1", timeout: float = 120) -> str:
+    """`argv` on `node` must succeed; its standard output."""
+    res = run(kit, *argv, node=node, timeout=timeout)
+    assert res.code == 0, f"{argv}: rc={res.code}\n{res.output}"
+    return res.stdout
 
 
 def init_argv(*extra: str, templates: str = "drbd,file,diskless") -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from corral.testkit.cluster import Testkit
-from tests.e2e.conftest import init_argv
+from tests.e2e.conftest import init_argv, ok
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_root]
 
@@ -77,10 +77,7 @@ class _BoardHandler(socketserver.StreamRequestHandler):
 
 
 def _ok(kit: Testkit, *argv: str, node: str = "node1") -> str:
-    proc = kit.exec(node, list(argv), check=False, timeout=300)
-    assert proc.returncode == 0, f"{argv}: rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
-    assert "Traceback" not in proc.stdout + proc.stderr
-    return proc.stdout
+    return ok(kit, *argv, node=node, timeout=300)
 
 
 def _wait(what: str, check: object, timeout: float = 120.0) -> None:

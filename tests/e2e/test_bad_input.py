@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from corral.testkit.cluster import Testkit
-from tests.e2e.conftest import init_argv
+from tests.e2e.conftest import Result, init_argv, run
+from tests.e2e.conftest import ok as ok_on
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_root]
 
@@ -61,25 +62,11 @@ def _failos_script() -> str:
 
 
 def gnt(kit: Testkit, *argv: str, node: str = "node1", timeout: float = 90) -> Result:
-    proc = kit.exec(node, list(argv), check=False, timeout=timeout)
-    return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
+    return run(kit, *argv, node=node, timeout=timeout)
 
 
 def ok(kit: Testkit, *argv: str, node: str = "node1") -> str:
-    res = gnt(kit, *argv, node=node)
-    assert res.code == 0, f"{argv}: rc={res.code}\n{res.output}"
-    return res.stdout
+    return ok_on(kit, *argv, node=node, timeout=90)
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,11 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from corral.testkit.cluster import Testkit
-from tests.e2e.conftest import init_argv
+from tests.e2e.conftest import Result, init_argv, ok, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_root]
 
@@ -32,30 +31,6 @@ SLOWOS = "/srv/ganeti/os/slowos"
 VG_DIR = "/srv/ganeti/volumes/ganeti"
 RUN_DIR = "/var/run/corral/instances"
 STAMP = r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}"  # Ganeti's feedback time stamp
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def run(kit: Testkit, *argv: str, node: str = "node1", timeout: float = 120) -> Result:
-    proc = kit.exec(node, list(argv), check=False, timeout=timeout)
-    res = Result(proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in res.output, f"{argv}:\n{res.output}"
-    return res
-
-
-def ok(kit: Testkit, *argv: str, node: str = "node1") -> str:
-    res = run(kit, *argv, node=node)
-    assert res.code == 0, f"{argv}: rc={res.code}\n{res.output}"
-    return res.stdout
 
 
 def field(kit: Testkit, name: str, fields: str) -> list[str]:

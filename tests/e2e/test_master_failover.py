@@ -8,7 +8,7 @@ import os
 import pytest
 
 from corral.testkit.cluster import Testkit
-from tests.e2e.conftest import init_argv
+from tests.e2e.conftest import init_argv, ok
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_root]
 
@@ -16,10 +16,7 @@ GANETI_HAIL = "/usr/lib/ganeti/3.0/usr/lib/ganeti/iallocators/hail"
 
 
 def _ok(kit: Testkit, node: str, *argv: str) -> str:
-    proc = kit.exec(node, list(argv), check=False, timeout=300)
-    assert proc.returncode == 0, f"{argv}: rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
-    assert "Traceback" not in proc.stdout + proc.stderr
-    return proc.stdout
+    return ok(kit, *argv, node=node, timeout=300)
 
 
 @pytest.fixture(scope="module")
