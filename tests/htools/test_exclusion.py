@@ -15,18 +15,21 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from corral.htools import balance
 from corral.htools.candidates import PeerTable
+from corral.htools.cluster import Cluster
 from corral.htools.greedy import balance_cached
 from corral.htools.moves import Move, apply_move
 from corral.htools.search import PairEval, Sizes, lean_supported, map_modelled
 from corral.htools.text import parse_text
-from corral.htools.types import FailMode
+from corral.htools.types import FailMode, Instance
 from tests.htools.conftest import GANETI_HBAL, GEN, needs_ganeti, run_tool
 
 
@@ -54,12 +57,33 @@ def _gen(tmp: Path, profile: str, nodes: int, seed: int, tags: int,
     return out
 
 
-def _conflicts(c: object) -> int:
-    from corral.htools.cluster import Cluster
-
-    assert isinstance(c, Cluster)
+def _conflicts(c: Cluster) -> int:
     on = ~c.nodes["offline"]
     return int(c.nodes["conflicts"][on].sum())
+
+
+def applied_moves(
+    c: Cluster,
+    ev: PairEval,
+    fx: Any,
+    sizes: Sizes,
+    cand: np.ndarray[Any, Any],
+    insts: list[Instance],
+) -> Iterator[tuple[Move, int, int, float, FailMode]]:
+    """Every (move, instance row, target) the pair search scored, with its predicted
+    score and the result of applying it; yielded while the move is applied, rolled
+    back when the loop goes on."""
+    for kr in ev._eval_chunk(fx, sizes, cand, True):
+        for r, inst in enumerate(insts):
+            for col, t in enumerate(kr.tg):
+                if kr.move != Move.FAILOVER and t in (inst.pnode, inst.snode):
+                    continue
+                c.checkpoint()
+                res = apply_move(c, c.instances[inst.idx], kr.move, int(t))
+                try:
+                    yield kr.move, r, int(t), float(kr.val[r, col]), res
+                finally:
+                    c.rollback()
 
 
 # the exact checks of a strict placement on the CPU-less offline node divide by 0
@@ -83,26 +107,17 @@ def test_every_pair_prediction_equals_the_applied_move(
     sizes = Sizes.of(insts)
     fx = ev.fixed(insts, sizes)
     seen: dict[str, int] = {"ok": 0, "tags": 0, "fewer": 0, "more": 0}
-    for kr in ev._eval_chunk(fx, sizes, cand, True):
-        for r, inst in enumerate(insts):
-            for col, t in enumerate(kr.tg):
-                if kr.move != Move.FAILOVER and t in (inst.pnode, inst.snode):
-                    continue
-                pred = kr.val[r, col]
-                c.checkpoint()
-                res = apply_move(c, c.instances[inst.idx], kr.move, int(t))
-                got = c.score(gnodes) if res == FailMode.OK else None
-                conf = _conflicts(c)
-                c.rollback()
-                assert (res == FailMode.OK) == bool(np.isfinite(pred)), (kr.move, r, t, res)
-                if got is None:
-                    seen["tags"] += res == FailMode.FailTags
-                    continue
-                assert got == pytest.approx(pred, abs=1e-9), (kr.move, r, t)
-                seen["ok"] += 1
-                base = _conflicts(c)
-                seen["fewer"] += conf < base
-                seen["more"] += conf > base
+    base = _conflicts(c)
+    for move, r, t, pred, res in applied_moves(c, ev, fx, sizes, cand, insts):
+        assert (res == FailMode.OK) == bool(np.isfinite(pred)), (move, r, t, res)
+        if res != FailMode.OK:
+            seen["tags"] += res == FailMode.FailTags
+            continue
+        assert c.score(gnodes) == pytest.approx(pred, abs=1e-9), (move, r, t)
+        seen["ok"] += 1
+        conf = _conflicts(c)
+        seen["fewer"] += conf < base
+        seen["more"] += conf > base
     # the cases exercise refusals, resolved conflicts and (offline: forced) new ones
     assert seen["ok"] > 100 and seen["tags"] > 20 and seen["fewer"] > 10
     if offline is not None:

@@ -18,12 +18,11 @@ import pytest
 from corral.htools import balance
 from corral.htools.candidates import PeerTable
 from corral.htools.capacity import standard_alloc
-from corral.htools.moves import Move, apply_move
 from corral.htools.search import PairEval, Sizes, lean_supported
 from corral.htools.text import parse_text
 from corral.htools.types import FailMode, ISpec
 from tests.htools.conftest import GANETI_HBAL, needs_ganeti, run_tool
-from tests.htools.test_exclusion import _gen, _with_locations
+from tests.htools.test_exclusion import _gen, _with_locations, applied_moves
 
 
 def _desired(text: str, seed: int) -> str:
@@ -78,23 +77,14 @@ def test_location_score_predicted_exactly(
     fx = ev.fixed(insts, sizes)
     changed = ok = mapped = 0
     loc0 = float(c.metrics(gnodes)[17].sum())
-    for kr in ev._eval_chunk(fx, sizes, cand, True):
-        for r, inst in enumerate(insts):
-            for col, t in enumerate(kr.tg):
-                if kr.move != Move.FAILOVER and t in (inst.pnode, inst.snode):
-                    continue
-                pred = kr.val[r, col]
-                c.checkpoint()
-                res = apply_move(c, c.instances[inst.idx], kr.move, int(t))
-                if res == FailMode.OK:
-                    got = c.score(gnodes)
-                    changed += float(c.metrics(gnodes)[17].sum()) != loc0
-                    mapped += c.map_value(gnodes) != map0
-                c.rollback()
-                assert (res == FailMode.OK) == bool(np.isfinite(pred)), (kr.move, r, t, res)
-                if res == FailMode.OK:
-                    assert got == pytest.approx(pred, abs=1e-9), (kr.move, r, t)
-                    ok += 1
+    for move, r, t, pred, res in applied_moves(c, ev, fx, sizes, cand, insts):
+        assert (res == FailMode.OK) == bool(np.isfinite(pred)), (move, r, t, res)
+        if res == FailMode.OK:
+            got = c.score(gnodes)
+            changed += float(c.metrics(gnodes)[17].sum()) != loc0
+            mapped += c.map_value(gnodes) != map0
+            assert got == pytest.approx(pred, abs=1e-9), (move, r, t)
+            ok += 1
     assert ok > 150 and changed > 50
     assert (mapped > 20) == (tags > 0)
     cands = ev.evaluate(fx, sizes, cand)
