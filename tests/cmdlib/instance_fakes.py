@@ -18,7 +18,7 @@ from typing import Any
 from corral import constants as C
 from corral import errors, objects, opcodes
 from corral.cmdlib import registry
-from corral.cmdlib.base import ALL_SET, LEVELS, LUContext
+from corral.cmdlib.base import LUContext
 from corral.hypervisor.base import InstanceRuntime, InstanceStartSpec, MigrationStatus
 from corral.storage.base import SyncStatus
 from tests.cmdlib.test_cluster_fakes import (
@@ -26,9 +26,9 @@ from tests.cmdlib.test_cluster_fakes import (
     Env,
     FakeRpc,
     MemStore,
-    _all_names,
     make_config,
     make_env,
+    prepare_lu,
 )
 
 JOB = 7
@@ -228,17 +228,7 @@ async def run_op_async(env: Env, op: opcodes.OpCode) -> Any:
         owned_locks_fn=lambda level: owned.get(level, []),
     )
     try:
-        lu = registry.lu_class(op)(op, ctx)
-        lu.check_arguments()
-        lu.expand_names()
-        for level in LEVELS:
-            if level not in lu.needed_locks:
-                continue
-            lu.declare_locks(level)
-            names = lu.needed_locks[level]
-            owned[level] = _all_names(env.cfg, level) if names is ALL_SET else sorted(names)  # type: ignore[arg-type]
-            env.locks[level] = "ALL" if names is ALL_SET else sorted(names)  # type: ignore[arg-type]
-            env.shared[level] = bool(lu.share_locks.get(level, False))
+        lu = prepare_lu(env, op, ctx, owned)
         await lu.check_prereq()
         try:
             return await lu.exec()

@@ -315,6 +315,14 @@ async def run_lu_async(env: Env, op: opcodes.OpCode) -> Any:
         submit_fn=submit,
         owned_locks_fn=lambda level: owned.get(level, []),
     )
+    lu = prepare_lu(env, op, ctx, owned)
+    await lu.check_prereq()
+    return await lu.exec()
+
+
+def prepare_lu(env: Any, op: opcodes.OpCode, ctx: LUContext, owned: dict[int, list[str]]) -> Any:
+    """The LU for `op`, its arguments checked, names expanded and every lock it
+    declares taken (recorded in `owned`, ``env.locks`` and ``env.shared``)."""
     lu = registry.lu_class(op)(op, ctx)
     lu.check_arguments()
     lu.expand_names()
@@ -326,8 +334,7 @@ async def run_lu_async(env: Env, op: opcodes.OpCode) -> Any:
         owned[level] = _all_names(env.cfg, level) if names is ALL_SET else sorted(names)  # type: ignore[arg-type]
         env.locks[level] = "ALL" if names is ALL_SET else sorted(names)  # type: ignore[arg-type]
         env.shared[level] = bool(lu.share_locks.get(level, False))
-    await lu.check_prereq()
-    return await lu.exec()
+    return lu
 
 
 def run_lu(env: Env, op: opcodes.OpCode) -> Any:
