@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import secrets
 import uuid as uuidlib
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 from corral import constants as C
@@ -219,10 +219,13 @@ class ReservationMixin:
         self._macs.release(job_id)
         self._minors.release(job_id)
         self._ids.release(job_id)
-        ports = self._ports.release(job_id)
-        if ports:
-            used = self._used_ports()
-            pool = self._data.cluster.tcpudp_port_pool
-            for port in sorted(ports):
-                if port not in used and port not in pool:
-                    pool.append(port)
+        self._return_ports(self._ports.release(job_id))
+
+    def _return_ports(self, ports: Iterable[int]) -> None:
+        """Put `ports` back in the cluster's port pool, those no instance uses."""
+        ports = set(ports)
+        if not ports:
+            return
+        used = self._used_ports()
+        pool = self._data.cluster.tcpudp_port_pool
+        pool.extend(sorted(p for p in ports if p not in used and p not in pool))

@@ -181,11 +181,7 @@ class ConfigStore(ConfigReader, ReservationMixin, abc.ABC):
         stored = self._data.instances.get(inst.uuid)
         dropped = set(self._instance_ports(stored)) if stored is not None else set()
         self._replace(self._data.instances, inst, "instance")
-        dropped -= set(self._instance_ports(inst))
-        if dropped:
-            used = self._used_ports()
-            pool = self._data.cluster.tcpudp_port_pool
-            pool.extend(sorted(p for p in dropped if p not in used and p not in pool))
+        self._return_ports(dropped - set(self._instance_ports(inst)))
         for nic in inst.nics:
             nic.uuid = nic.uuid or self._new_uuid()
         for disk in iter_disks(inst.disks):
