@@ -103,22 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow moves that break the instance policy's soft limits",
     )
-    # corral extensions (benchmarking the move search; not in Ganeti's hbal)
+    # corral extension (benchmarks and tests; not in Ganeti's hbal): which move
+    # search takes the (identical) steps
     p.add_argument(
         "--search",
-        choices=("cached", "exhaustive", "legacy"),
-        default="cached",
+        choices=("auto", "exhaustive", "lazy", "legacy"),
+        default="auto",
         help=argparse.SUPPRESS,
-    )
-    p.add_argument("--target-limit", type=int, default=-1, help=argparse.SUPPRESS)
-    p.add_argument(
-        "--refresh",
-        type=int,
-        default=0,
-        metavar="N",
-        help="corral: on large groups, score every possible move again every N"
-        " moves (slower; keeps closer to the exhaustive search's path); 0 (the"
-        " default): automatic, -1: never",
     )
     return p
 
@@ -176,8 +167,7 @@ def _run(args: Any) -> int:
     opts = BalanceOptions(
         max_length=args.max_length, min_gain=args.min_gain, min_gain_limit=args.min_gain_limit,
         disk_moves=not args.no_disk_moves, instance_moves=not args.no_instance_moves,
-        evac_mode=args.evac_mode, search=args.search, target_limit=args.target_limit,
-        refresh=args.refresh,
+        evac_mode=args.evac_mode, search=args.search,
     )  # fmt: skip
     ini = c.score(nodes)
     if verbose > 2:

@@ -13,8 +13,9 @@ Pure computation (no RPC, no config store). Modules, imported lazily by callers:
 * `moves`     -- instance moves (failover, replace-*), as Ganeti applies them
 * `balance`   -- hbal's greedy balancing (entry point; generic per-step search)
 * `search`    -- fast move scoring: per-instance parts + pairwise target parts
-* `candidates`-- cached best moves per instance (rescored from deltas), peer table
-* `greedy`    -- hbal's loop over the cached search (exhaustive on small groups)
+* `candidates`-- listed best moves per instance (with deltas), peer/tag/location tables
+* `greedy`    -- hbal's loop: exhaustive on small groups, `lazy` (same steps) above
+* `lazy`      -- the exhaustive step without scoring rows a bound rules out
 * `capacity`  -- hspace's standard and tiered allocation
 * `loader`    -- data sources for the CLIs (-t now; -L/-m pluggable later)
 """

@@ -19,7 +19,6 @@ move itself applies.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -42,74 +41,11 @@ class BalanceOptions:
     instance_moves: bool = True
     evac_mode: bool = False
     epsilon: float = 1e-9
-    # "cached" (default), "exhaustive" (same scorer, every pair every step) or
-    # "legacy" (the generic per-step search, used anyway where "cached" cannot be)
-    search: str = "cached"
-    # prune full evaluations to about this many targets; 0 = all, -1 = automatic
-    target_limit: int = -1
-    # cached search: evaluate everything again every this many moves; 0 = the
-    # automatic schedule (`AUTO_SCHEDULE` for groups that are neither exhaustive
-    # nor target-pruned), -1 = never. A fixed 10 makes office-400 follow the
-    # exhaustive path exactly (54 s) but costs 123 s on dc-400
-    # (bench/results/htools.md)
-    refresh: int = 0
-    # explicit schedule (benchmarks, tests); overrides `refresh` when set
-    schedule: RefreshSchedule | None = None
-
-    def effective_target_limit(self, n_targets: int) -> int:
-        if self.target_limit >= 0:
-            return self.target_limit
-        return AUTO_TARGETS if n_targets > AUTO_PRUNE_ABOVE else 0
-
-    def effective_schedule(self, n_targets: int) -> RefreshSchedule:
-        """When the cached search re-evaluates every pair on a group of this size."""
-        if self.schedule is not None:
-            return self.schedule
-        if self.refresh > 0:
-            return RefreshSchedule(every=self.refresh)
-        if self.refresh < 0 or n_targets > AUTO_PRUNE_ABOVE:
-            return RefreshSchedule()
-        return AUTO_SCHEDULE
-
-
-@dataclasses.dataclass(frozen=True)
-class RefreshSchedule:
-    """When the cached hbal search evaluates every (instance, target) pair again.
-
-    The cache only re-evaluates what a move changed, so its ranking drifts from
-    the exhaustive search's (on office-400 the paths part ~30 moves after the
-    last full evaluation); a full evaluation puts it back on that path, at the
-    cost of ~12 cached steps. Refreshes run every `every` moves, the period
-    multiplied by `grow` after each one, only during the first `until` moves
-    (0 = the whole run); `every=0` never refreshes. The search still evaluates
-    everything before it stops, whatever the schedule.
-    """
-
-    every: int = 0
-    grow: float = 1.0
-    until: int = 0
-
-    def points(self) -> Iterator[int]:
-        """Move counts (1-based, ascending) after which a full evaluation runs."""
-        if self.every <= 0:
-            return
-        period = float(self.every)
-        at = 0
-        while True:
-            at += max(1, round(period))
-            if self.until > 0 and at > self.until:
-                return
-            yield at
-            period *= self.grow
-
-
-AUTO_PRUNE_ABOVE = 1000
-AUTO_TARGETS = 256
-EXHAUSTIVE_PAIRS = 50_000
-# 400-node groups: no schedule found that is both under 60 s and no worse than
-# the exhaustive search on dc-400 and office-400 (17 tried, bench/results/htools.md);
-# never refreshing is the best trade-off measured (dc -0.8 %, office +0.7 %).
-AUTO_SCHEDULE = RefreshSchedule()
+    # "auto" (default: the lazy exact search, exhaustive on small groups),
+    # "exhaustive" (every pair every step, the reference), "lazy" (forced even on
+    # small groups) or "legacy" (the generic per-step search, used anyway where
+    # the pair search does not model the group)
+    search: str = "auto"
 
 
 @dataclasses.dataclass
@@ -306,18 +242,12 @@ def balance(
     """Run hbal's loop on one group; returns (initial score, final score, steps)."""
     nodes = c.group_nodes(gidx)
     if opts.search != "legacy":
-        from corral.htools.greedy import balance_cached
+        from corral.htools.greedy import balance_group
         from corral.htools.search import lean_supported
 
         insts = movable_instances(c, gidx, opts)
         if insts and lean_supported(c, insts, nodes):
-            ntg = len(c.online_in_group(gidx))
-            limit = opts.effective_target_limit(ntg)
-            # small groups: evaluating every pair every step is cheap and exact
-            exhaustive = opts.search == "exhaustive" or len(insts) * ntg <= EXHAUSTIVE_PAIRS
-            sched = opts.effective_schedule(ntg)
-            return balance_cached(c, gidx, insts, opts, on_step, exhaustive=exhaustive,
-                                  target_limit=limit, schedule=sched)  # fmt: skip
+            return balance_group(c, gidx, insts, opts, on_step)
     ini = c.score(nodes)
     cur = ini
     steps: list[Step] = []

@@ -3,8 +3,8 @@
 * `score_parts`: the cluster score after adding per-metric deltas (Δ Σx,
   Δ Σx²) to the running sums, for whole arrays of candidates at once.
 * `Cands`: the best few candidate moves of every instance together with their
-  deltas, so they can be rescored exactly under new sums without being
-  evaluated again.
+  deltas (`search.PairEval.evaluate`: inspection and tests; they rescore exactly
+  under new sums).
 * `PeerTable`: the N+1 peer memory as a dense matrix plus each row's top two
   entries, kept up to date row by row (with the `TagTable` of exclusion tags).
 """
@@ -22,7 +22,7 @@ from corral.htools.types import Instance
 
 NDArray = np.ndarray[Any, Any]
 
-KEEP = 12  # cached candidates per instance (> 3 nodes a move can touch)
+KEEP = 12  # candidates kept per instance (> 3 nodes a move can touch)
 STD = frozenset(int(i) for i in score.STD_IDX)
 W = [float(w) for w in score.WEIGHTS]
 
@@ -76,9 +76,6 @@ class Cands:
         self.val[rows], self.kind[rows] = other.val, other.kind
         self.tgt[rows], self.d[:, :, rows] = other.tgt, other.d
 
-    def rows(self, rows: NDArray) -> Cands:
-        return Cands(self.val[rows], self.kind[rows], self.tgt[rows], self.d[:, :, rows])
-
     def fetch(self, rr: NDArray, cols: NDArray) -> tuple[NDArray, NDArray, NDArray]:
         return np.moveaxis(self.d[:, :, rr, cols], -1, 0), self.kind[rr, cols], self.tgt[rr, cols]
 
@@ -113,35 +110,6 @@ class Cands:
             return cls.best_of([out, cls.empty(ic, KEEP - out.val.shape[1])], ic)
         return out
 
-    def merge(self, gr: NDArray, sources: list[Any]) -> None:
-        """Keep the `KEEP` best of rows ``gr`` plus ``sources`` (aligned with ``gr``).
-
-        In place: a new candidate takes the slot of an evicted one, so kept
-        entries are not copied and deltas are fetched for the newcomers only.
-        """
-        newv = np.concatenate([src.val for src in sources], axis=1)
-        h, w = newv.shape
-        k = self.val.shape[1]
-        allv = np.concatenate([self.val[gr], newv], axis=1)
-        sel = np.argpartition(allv, k - 1, axis=1)[:, :k]
-        won = np.zeros((h, k + w), dtype=bool)
-        won[np.arange(h)[:, None], sel] = True
-        r_e, c_e = np.nonzero(~won[:, :k])  # evicted slots, row by row
-        r_n, c_n = np.nonzero(won[:, k:])  # newcomers, row by row (same counts)
-        if not len(r_n):
-            return
-        rows, cols = gr[r_e], c_e
-        self.val[rows, cols] = newv[r_n, c_n]
-        bounds = np.cumsum([0] + [src.val.shape[1] for src in sources])
-        which = np.searchsorted(bounds, c_n, side="right") - 1
-        for i, src in enumerate(sources):
-            m = which == i
-            if m.any():
-                d, kind, tgt = src.fetch(r_n[m], c_n[m] - bounds[i])
-                self.d[:, :, rows[m], cols[m]] = np.moveaxis(d, 0, -1)
-                self.kind[rows[m], cols[m]] = kind
-                self.tgt[rows[m], cols[m]] = tgt
-
     def rescore(self, st: score.Stats) -> None:
         """Recompute ``val`` under new sums (infeasible candidates stay inf)."""
         parts = {m: (self.d[0, m], self.d[1, m]) for m in range(score.NMETRICS)}
@@ -159,17 +127,8 @@ class KindResult:
 
     def __init__(self, val: NDArray, delta_fn: Any, move: Move, tg: NDArray) -> None:
         self.val, self.delta_fn, self.move, self.tg = val, delta_fn, move, tg
-        self.rowmap: NDArray | None = None
-
-    def subset(self, rows: NDArray) -> KindResult:
-        """The same result restricted to ``rows`` (deltas still fetched lazily)."""
-        out = KindResult(self.val[rows], self.delta_fn, self.move, self.tg)
-        out.rowmap = rows if self.rowmap is None else self.rowmap[rows]
-        return out
 
     def fetch(self, rr: NDArray, cols: NDArray) -> tuple[NDArray, NDArray, NDArray]:
-        if self.rowmap is not None:
-            rr = self.rowmap[rr]
         d = self.delta_fn(rr, cols)
         return d, np.full(len(rr), int(self.move), dtype=np.int64), self.tg[cols]
 

@@ -273,7 +273,14 @@ class PairTerms:
         var -= mean * mean
         np.maximum(var, 0.0, out=var)
         np.sqrt(var, out=var)
-        row = var @ score.WEIGHTS[srow] + R1[:, lrow] @ score.WEIGHTS[lrow]
+        # column by column, not a matrix-vector product: BLAS rounds a row
+        # differently depending on its place in the block, and a row's score
+        # must not depend on which other rows are scored with it (`lazy`)
+        row = np.zeros(len(R1))
+        for k, m in enumerate(srow):
+            row += _W[m] * var[:, k]
+        for m in lrow:
+            row += _W[m] * R1[:, m]
         row += float(score.WEIGHTS[score.MAP_METRIC]) * st.map_value
         if self.map_on and score.MAP_METRIC not in tnew:  # per-instance map change
             row += float(score.WEIGHTS[score.MAP_METRIC]) * F[:, 0, score.MAP_METRIC]

@@ -5,7 +5,7 @@ step. A DRBD move changes at most three nodes: the instance's primary ``p``,
 its secondary ``s`` and one target ``t``. The score after the move follows from
 the running sums (Σx, Σx² per metric over the online nodes, `score.Stats`)
 plus the old and new metric values of those nodes (`PairEval._values` for whole
-pair arrays, `candidates.score_parts` for kept candidates).
+pair arrays, `candidates.score_parts` for listed candidates).
 
 * What ``p`` and ``s`` become depends on the instance only: `Fixed` holds it
   per instance (computed with `nodeops`, exactly as the move applies it) and
@@ -18,9 +18,10 @@ pair arrays, `candidates.score_parts` for kept candidates).
 
 Moves (Ganeti ``Cluster/Moves.hs``): failover (s, p); replace-secondary
 (p, t); replace-and-failover (t, p); replace-primary (t, s);
-failover-and-replace (s, t). `PairEval.evaluate` keeps each instance's best
-`candidates.KEEP` candidates over all kinds (`best_move`: only the single best,
-for the exhaustive search). `greedy` drives the steps.
+failover-and-replace (s, t). `PairEval.scan` finds every row's lowest score and
+hbal's step among the rows scanned (`best_move`: over all rows); `greedy` and
+`lazy` drive the steps. `PairEval.evaluate` lists each instance's best
+`candidates.KEEP` candidates with their deltas (inspection and tests).
 
 Exclusion tags (metric 11, ``pri_tags_score``) are modelled exactly: the
 per-instance parts change the conflicts of ``p`` (loses its duplicates) and
@@ -340,22 +341,37 @@ class PairEval(PairTerms):
         leaves them), without keeping candidates or computing their deltas.
         ``banned`` lists (row, move, target) candidates to skip.
         """
+        return self.scan(fx, sz, targets, banned)[1]
+
+    def scan(self, fx: Fixed, sz: Sizes, targets: NDArray, banned: set[tuple[int, int, int]],
+             rows: NDArray | None = None, with_failover: bool = True,
+             ) -> tuple[NDArray, tuple[float, int, Move, int] | None]:  # fmt: skip
+        """Every row's lowest score and the best candidate, as `best_move` chooses it.
+
+        ``rows`` names the instance rows ``fx``/``sz`` hold (ascending; default
+        0..n-1): the returned row and the rows in ``banned`` use those names, and
+        among equal scores the first row wins, so scanning a subset of rows picks
+        what scanning them all would pick among that subset.
+        """
         ni = len(fx.a["pi"])
+        ids = np.arange(ni) if rows is None else rows
         chunk = max(1, CHUNK_PAIRS // max(len(targets), 1))
+        rmins = np.full(ni, np.inf)
         best: tuple[float, int, Move, int] | None = None
         for lo in range(0, ni, chunk):
             sl = slice(lo, min(ni, lo + chunk))
-            found = self._eval_chunk(fx.slice(sl), sz.slice(sl), targets, True)
+            found = self._eval_chunk(fx.slice(sl), sz.slice(sl), targets, with_failover)
             if not found:
                 continue
             allv = np.concatenate([f.val for f in found], axis=1)
             offs = np.cumsum([0] + [f.val.shape[1] for f in found])
             for r, mv, t in banned:
-                if lo <= r < sl.stop:
+                for loc in np.flatnonzero(ids[sl] == r):
                     for f, off in zip(found, offs, strict=False):
                         if int(f.move) == mv:
-                            allv[r - lo, off + np.flatnonzero(f.tg == t)] = np.inf
+                            allv[loc, off + np.flatnonzero(f.tg == t)] = np.inf
             rmin = allv.min(axis=1)
+            rmins[sl] = rmin
             r = int(np.argmin(rmin))
             if not np.isfinite(rmin[r]) or (best is not None and not rmin[r] < best[0]):
                 continue
@@ -367,40 +383,8 @@ class PairEval(PairTerms):
                 col = int(np.argmin(row))
             i = int(np.searchsorted(offs, col, side="right")) - 1
             f = found[i]
-            best = (float(rmin[r]), lo + r, f.move, int(f.tg[col - offs[i]]))
-        return best
-
-    def improve(self, cache: Cands, rows: NDArray, fx: Fixed, sz: Sizes, targets: NDArray
-                ) -> None:  # fmt: skip
-        """Merge candidates aimed at ``targets`` into the cached rows ``rows``.
-
-        ``fx``/``sz`` cover every instance (row i of the cache); only ``rows``
-        are updated, and only where a new candidate beats the worst cached one.
-        """
-        ni = len(fx.a["pi"])
-        k = len(targets)
-        chunk = max(1, CHUNK_PAIRS // max(k, 1))
-        if 2 * len(rows) < ni:  # few rows: evaluate just those
-            for lo in range(0, len(rows), chunk):
-                rr = rows[lo : lo + chunk]
-                self._merge(cache, rr, self._eval_chunk(fx.take(rr), sz.take(rr), targets, False),
-                            np.ones(len(rr), dtype=bool))  # fmt: skip
-            return
-        want = np.zeros(ni, dtype=bool)
-        want[rows] = True
-        for lo in range(0, ni, chunk):
-            sl = slice(lo, min(ni, lo + chunk))
-            found = self._eval_chunk(fx.slice(sl), sz.slice(sl), targets, False)
-            self._merge(cache, np.arange(sl.start, sl.stop), found, want[sl])
-
-    @staticmethod
-    def _merge(cache: Cands, gr: NDArray, found: list[KindResult], want: NDArray) -> None:
-        if not found:
-            return
-        best = np.min([f.val.min(axis=1) for f in found], axis=0)
-        hit = np.flatnonzero((best < cache.val[gr].max(axis=1)) & want)
-        if len(hit):
-            cache.merge(gr[hit], [f.subset(hit) for f in found])
+            best = (float(rmin[r]), int(ids[lo + r]), f.move, int(f.tg[col - offs[i]]))
+        return rmins, best
 
     def _kind_terms(self, kind: int, fx: Fixed, b: Sizes, Tc: NDArray
                     ) -> tuple[Terms, NDArray]:  # fmt: skip
@@ -468,32 +452,3 @@ class PairEval(PairTerms):
             return self._deltas(fx.a["F"][rr, kind], terms, Tc)
 
         return fetch
-
-
-def pick_targets(ev: PairEval, cand: NDArray, insts: list[Instance], limit: int) -> NDArray:
-    """The ``limit``-ish most promising targets (pruning for very large groups).
-
-    Ranks every candidate node by the exact score after receiving a median
-    instance as primary and as secondary, and adds the nodes with the most free
-    memory and free disk so that large instances still find room.
-    """
-    if limit <= 0 or len(cand) <= limit:
-        return cand
-    med = sorted(insts, key=lambda i: (i.mem, i.dsk))[len(insts) // 2]
-    b = Sizes.of([med])
-    zero = np.zeros((1, 2, score.NMETRICS))
-    yes = np.ones(1, dtype=bool)
-    Tc = cand[None, :]
-    no: dict[int, NDArray] = {}
-    tn, bad = ev._target_pri(Tc, b, yes)
-    pri = np.where(bad, np.inf, ev._values(zero, (tn, no, no), Tc))[0]
-    tn, bad = ev._target_sec(Tc, b, np.zeros((1, len(cand)), dtype=np.int64), yes)
-    sec = np.where(bad, np.inf, ev._values(zero, (tn, no, no), Tc))[0]
-    q = max(1, limit // 8)
-    picks = [
-        cand[np.argsort(pri, kind="stable")[: limit // 2]],
-        cand[np.argsort(sec, kind="stable")[: limit // 4]],
-        cand[np.argsort(-ev.unalloc[cand], kind="stable")[:q]],
-        cand[np.argsort(-ev.v["fdsk"][cand], kind="stable")[:q]],
-    ]
-    return np.unique(np.concatenate(picks))

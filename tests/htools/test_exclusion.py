@@ -25,7 +25,6 @@ import pytest
 from corral.htools import balance
 from corral.htools.candidates import PeerTable
 from corral.htools.cluster import Cluster
-from corral.htools.greedy import balance_cached
 from corral.htools.moves import Move, apply_move
 from corral.htools.search import PairEval, Sizes, lean_supported, map_modelled
 from corral.htools.text import parse_text
@@ -178,11 +177,13 @@ def test_exclusion_tags_use_the_fast_search(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(balance, "best_step_batched", legacy)
     ini, fin, steps = balance.balance(c, 0, opts)
     assert fin < ini - 20 and len(steps) > 10
-    # the candidate cache (used above 50k pairs) ends where the exhaustive search ends
+    # the lazy search (used above 50k pairs) takes exactly the exhaustive steps
     c2 = parse_text(text)
-    _, fin2, steps2 = balance_cached(c2, 0, balance.movable_instances(c2, 0, opts), opts)
-    assert fin2 == pytest.approx(fin, abs=1e-9) and len(steps2) == len(steps)
-    assert _conflicts(c2) == _conflicts(c)
+    _, fin2, steps2 = balance.balance(c2, 0, balance.BalanceOptions(search="lazy"))
+    assert [(s.inst, s.move, s.target) for s in steps2] == [
+        (s.inst, s.move, s.target) for s in steps
+    ]
+    assert fin2 == fin and _conflicts(c2) == _conflicts(c)
 
 
 def test_only_exclusive_storage_keeps_the_fallback(tmp_path: Path) -> None:
@@ -213,7 +214,7 @@ def _with_locations(text: str) -> str:
 def test_legacy_search_scores_exclusion_tags(tmp_path: Path) -> None:
     text = _gen(tmp_path, "datacenter", 6, 1, 6).read_text()
     runs = []
-    for mode in ("legacy", "cached"):
+    for mode in ("legacy", "lazy"):
         c = parse_text(text)
         _, _, steps = balance.balance(c, 0, balance.BalanceOptions(search=mode, max_length=6))
         runs.append([(s.inst, int(s.move), s.target, round(s.score, 9)) for s in steps])

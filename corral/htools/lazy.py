@@ -1,0 +1,249 @@
+"""hbal's exhaustive step at a fraction of its cost: rows skipped only under a proof.
+
+The exhaustive search (`greedy._balance_exhaustive`) scores every (instance,
+move, target) at every step. Most of that work is wasted: one move changes
+the values of at most three nodes, so a candidate that touches none of them
+changes its score only through the cluster-wide sums of the score
+(`score.Stats`). This module keeps, per instance row, a *lower bound* on the
+row's best candidate score and evaluates exactly only the rows whose bound
+could still beat the best exact score found this step. The step it takes is
+the exhaustive step (same scores, same tie-breaking: `PairEval.scan`), so the
+whole path, and the final score, equal the exhaustive search's; the pruning
+is lossless and needs no benchmark evidence of quality.
+
+The bound after a move (`RowBounds.drift`). For a standard-deviation metric
+with N online nodes, sums S1, S2 and variance V, a candidate changing Σx by
+Δ1 and Σx² by Δ2 leaves the variance V_c = V + a. When the applied move
+shifts the sums by (e1, e2) the candidate's new variance is
+V_c + δ - 2·e1·Δ1/N², with δ the change of V itself: the candidate's own
+nodes were untouched, so Δ1 and Δ2 are unchanged. Its score term w·√V_c
+therefore moves by the same amount as the cluster's own term w·√V up to a
+difference that depends on where V_c lies; with |a| <= A (below) and
+|Δ1| <= 3·D that difference is bounded per row from V, δ, A and e1 alone.
+Plain-sum metrics move every candidate by the same w·e1. Summed over the
+metrics this gives each row a lower bound on how much any of its untouched
+candidates can have dropped; candidates aimed at a touched node are scored
+again exactly (few columns), rows whose instance sits on a touched node are
+marked for a full evaluation.
+
+The size of a candidate's variance change: a move changes the metric value
+of at most three nodes, each by at most D (the instance's size in that
+metric times the largest per-node scale over the group, e.g. memory / the
+smallest node memory), so |a| <= Σ_n (2·|x_n - μ|·D + D²)/N + (3D)²/N²
+<= A = 3·(2·R·D + D²)/N + 9·D²/N², with R the largest |x - μ| over the
+online nodes.
+
+Not used when the location-exclusion map statistic is modelled (every row
+changes after every move there) nor with target pruning (the target set
+changes between steps).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from corral.htools import score
+from corral.htools.candidates import PeerTable
+from corral.htools.greedy import Mover
+from corral.htools.moves import Move
+from corral.htools.search import Fixed, PairEval, Sizes
+
+NDArray = np.ndarray[Any, Any]
+Found = tuple[float, int, Move, int]
+
+_STD = score.STD_IDX
+_RMEM = int(np.flatnonzero(_STD == 3)[0])  # reserved memory's column among _STD
+# +1 where a node's value grows when it receives an instance (used ratios,
+# loads, reserved memory), -1 where it shrinks (free memory and disk)
+_TOWARD = np.array([-1.0 if m in (0, 1, 13, 14) else 1.0 for m in _STD])
+_SUM = score.SUM_IDX
+# Float rounding: the bound is loosened by this much per move, and rows whose
+# bound is within `_TIE` of the best exact score are evaluated too.
+_SLACK = 1e-11
+_TIE = 1e-9
+# rows evaluated first besides those that must be (dirty): the likely winners
+_FIRST = 8
+
+
+class RowBounds:
+    """Per-row drift bounds of the best candidate score (see the module docstring)."""
+
+    def __init__(self, ev: PairEval, nodes: NDArray, sz: Sizes) -> None:
+        self.nodes = nodes
+        tm = float(ev.inv_tmem[nodes].max(initial=0.0))
+        td = float(ev.inv_tdsk[nodes].max(initial=0.0))
+        tc = float(ev.inv_cpu[nodes].max(initial=0.0))
+        th = float(ev.inv_hisp[nodes].max(initial=0.0))
+        D = np.zeros((len(sz.mem), score.NMETRICS))
+        mem = np.abs(sz.mem) * tm
+        D[:, 0] = D[:, 3] = D[:, 13] = mem
+        D[:, 1] = D[:, 14] = np.abs(sz.dsk) * td
+        D[:, 6] = D[:, 15] = np.abs(sz.vcpus) * tc
+        for j in range(4):
+            D[:, 7 + j] = np.abs(sz.util[j])
+        D[:, 12] = D[:, 16] = np.abs(sz.spindle_use) * th
+        # the direction of a target's change holds for non-negative sizes only
+        neg = [bool((a < 0).any()) for a in (sz.mem, sz.dsk, sz.vcpus, sz.spindle_use, *sz.util)]
+        self.signed = np.array([not any(neg)] * len(_STD))
+        # a hair wider than the exact per-node change, for rounding
+        self.D = D[:, _STD] * (1.0 + 1e-9) + 1e-15
+        shape = self.D.shape
+        self.amin, self.amax = np.zeros(shape), np.zeros(shape)
+        self.d1, self.mu = np.zeros(shape), np.zeros(shape)
+
+    def drift(self, before: PairEval, after: PairEval) -> NDArray:
+        """Per row: a lower bound on (new - old) score of any untouched candidate.
+
+        Valid for every row whose nodes the move left alone (`update` holds their
+        own-node parts); the others are evaluated again anyway.
+        """
+        s0, s1 = before.st, after.st
+        n = max(s0.n, 1)
+        w = score.WEIGHTS[_STD]
+        V0 = _var(s0.s1, s0.s2, n)[_STD]
+        V1 = _var(s1.s1, s1.s2, n)[_STD]
+        own = w * (np.sqrt(V1) - np.sqrt(V0))
+        common = float(own.sum())
+        common += float(np.dot(score.WEIGHTS[_SUM], s1.s1[_SUM] - s0.s1[_SUM]))
+        common += float(score.WEIGHTS[score.MAP_METRIC]) * (s1.map_value - s0.map_value)
+        lo, hi = self._range(before, V0, n)
+        D = self.D
+        e1 = np.abs(s1.s1[_STD] - s0.s1[_STD])
+        dt = (V1 - V0) - 2.0 * e1 * 3.0 * D / (n * n)  # most negative change of V_c
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # dt >= 0: the change w·dt/(√(x+dt)+√x) shrinks with x: worst at hi
+            up = w * dt / (np.sqrt(hi + dt) + np.sqrt(hi))
+            # dt < 0: it grows with x from x = -dt on (worst at lo), below that
+            # the clamped term is -w·√x (worst at x = -dt)
+            down = np.where(lo >= -dt, w * dt / (np.sqrt(lo + dt) + np.sqrt(lo)),
+                            -w * np.sqrt(np.minimum(-dt, hi)))  # fmt: skip
+        worst = np.where(dt >= 0, np.nan_to_num(up, nan=0.0), np.nan_to_num(down, nan=0.0))
+        return common + (worst - own).sum(axis=1) - _SLACK  # type: ignore[no-any-return]
+
+    def update(self, rows: NDArray, F: NDArray, ev: PairEval) -> None:
+        """Record the own-node parts of ``rows`` (``F``: their `search.Fixed` deltas).
+
+        Per row and metric over the move kinds: the extremes of
+        a = Δ2/N - 2·μ·Δ1/N - Δ1²/N² at the current mean μ, and of |Δ1|; when the
+        mean has moved by dμ since, a moves by -2·dμ·Δ1/N (`_range`).
+        """
+        n = max(ev.st.n, 1)
+        mu = ev.st.s1[_STD] / n
+        d1 = F[:, :, 0][:, :, _STD]
+        d2 = F[:, :, 1][:, :, _STD]
+        a = d2 / n - (2.0 * mu / n) * d1 - d1 * d1 / (n * n)
+        self.amin[rows] = a.min(axis=1)
+        self.amax[rows] = a.max(axis=1)
+        self.d1[rows] = np.abs(d1).max(axis=1)
+        self.mu[rows] = mu
+
+    def _range(self, ev: PairEval, V: NDArray, n: int) -> tuple[NDArray, NDArray]:
+        """Per row and metric: an interval holding every candidate's variance V_c.
+
+        V_c - V = a_ps + a_t: the part of the instance's own nodes follows from
+        its `search.Fixed` deltas (`update`; the interval spans the move kinds),
+        the target's from its value's distance to the mean (at most R) and its
+        change (at most D), the cross term from |Δ1_ps|·D. Metric 3 (reserved
+        memory) also moves on the old node that becomes the target's secondary
+        (`search._x_pair`): one more node term.
+        """
+        mu = ev.st.s1[_STD] / n
+        online = self.nodes[~ev.v["offline"][self.nodes]]
+        x = ev.m[_STD][:, online]
+        # distance to the mean of the target's value, in the direction a target
+        # moves when it receives an instance (_TOWARD) and against it
+        dev = (x - mu[:, None]) * (_TOWARD * self.signed)[:, None]
+        far = np.maximum(dev.max(axis=1, initial=0.0), 0.0)  # along: the variance grows
+        back = np.maximum(-dev.min(axis=1, initial=0.0), 0.0)  # against: it can shrink
+        # without a known direction (negative sizes) both ways are as far as R
+        both = np.maximum(far, back)
+        far = np.where(self.signed, far, both)
+        back = np.where(self.signed, back, both)
+        D = self.D
+        # the target's term 2·(x-μ)·d + d² with d in [0, D] along the direction
+        up = (2.0 * far * D + D * D) / n
+        down = np.where(back <= D, back * back, 2.0 * back * D - D * D) / n
+        shift = np.abs(mu - self.mu) * (2.0 / n)
+        cross = self.d1 * (shift + 2.0 * D / (n * n)) + D * D / (n * n)
+        lo = V + self.amin - down - cross
+        hi = V + self.amax + up + cross
+        # reserved memory also moves on the old node becoming the target's
+        # secondary, in either direction
+        R = np.abs(x[_RMEM] - mu[_RMEM]).max(initial=0.0)
+        Dr = D[:, _RMEM]
+        extra = (2.0 * R * Dr + Dr * Dr) / n + 2.0 * Dr * Dr / (n * n)
+        lo[:, _RMEM] -= extra
+        hi[:, _RMEM] += extra
+        return np.maximum(lo, 0.0), hi
+
+
+def _var(s1: NDArray, s2: NDArray, n: int) -> NDArray:
+    mean = s1 / n
+    return np.maximum(s2 / n - mean * mean, 0.0)
+
+
+def balance_lazy(mover: Mover, cand: NDArray, ev: PairEval, pm: PeerTable) -> None:
+    """hbal's loop with the exhaustive step, rows evaluated only when their bound asks."""
+    c, insts = mover.c, mover.insts
+    sizes = Sizes.of(insts)
+    fixed = ev.fixed(insts, sizes)
+    bounds = RowBounds(ev, mover.nodes, sizes)
+    bounds.update(np.arange(len(insts)), fixed.a["F"], ev)
+    lb, _ = ev.scan(fixed, sizes, cand, mover.banned)
+    while mover.more():
+        found = _choose(ev, fixed, sizes, cand, lb, mover.banned)
+        if not mover.worth(found):
+            break
+        assert found is not None
+        lifted = [r for r, _m, _t in mover.banned]
+        touched = mover.apply(found)
+        if touched is None:
+            if len(mover.banned) > 100:
+                break
+            continue
+        lb[lifted] = -np.inf  # their banned candidates count again
+        for x in touched:
+            pm.refresh(int(x))
+        prev, ev = ev, PairEval(c, mover.nodes, pm, mover.opts)
+        lb += bounds.drift(prev, ev)
+        rows = mover.dirty(touched)
+        fixed.put(rows, ev.fixed([insts[r] for r in rows], sizes.take(rows)))
+        bounds.update(rows, fixed.a["F"][rows], ev)
+        lb[rows] = -np.inf
+        tt = touched[np.isin(touched, cand)]
+        if len(tt):  # every row (cheaper than selecting); dirty ones stay -inf
+            colmin, _ = ev.scan(fixed, sizes, tt, set(), with_failover=False)
+            np.minimum(lb, colmin, out=lb)
+
+
+def _choose(
+    ev: PairEval, fixed: Fixed, sizes: Sizes, cand: NDArray, lb: NDArray,
+    banned: set[tuple[int, int, int]],
+) -> Found | None:  # fmt: skip
+    """The exhaustive step: evaluate rows in bound order until no bound can win.
+
+    Evaluated rows get their exact minimum as their new bound. Among equal
+    scores the lowest row wins, as in the exhaustive scan.
+    """
+    order = np.argsort(lb, kind="stable")
+    best: Found | None = None
+    i = 0
+    n = len(order)
+    first = int(np.count_nonzero(lb == -np.inf)) + _FIRST
+    while i < n:
+        nxt = float(lb[order[i]])
+        if nxt == np.inf or (best is not None and nxt > best[0] + _TIE):
+            break
+        if best is None:
+            k = first
+        else:  # every remaining row that could still win, in one go
+            k = int(np.searchsorted(lb[order[i:]], best[0] + _TIE, side="right"))
+        rows = np.sort(order[i : i + max(k, 1)])
+        rmin, got = ev.scan(fixed.take(rows), sizes.take(rows), cand, banned, rows)
+        lb[rows] = rmin
+        if got is not None and (best is None or (got[0], got[1]) < (best[0], best[1])):
+            best = got
+        i += len(rows)
+    return best
