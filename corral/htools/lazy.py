@@ -18,24 +18,30 @@ shifts the sums by (e1, e2) the candidate's new variance is
 V_c + δ - 2·e1·Δ1/N², with δ the change of V itself: the candidate's own
 nodes were untouched, so Δ1 and Δ2 are unchanged. Its score term w·√V_c
 therefore moves by the same amount as the cluster's own term w·√V up to a
-difference that depends on where V_c lies; with |a| <= A (below) and
-|Δ1| <= 3·D that difference is bounded per row from V, δ, A and e1 alone.
-Plain-sum metrics move every candidate by the same w·e1. Summed over the
-metrics this gives each row a lower bound on how much any of its untouched
-candidates can have dropped; candidates aimed at a touched node are scored
-again exactly (few columns), rows whose instance sits on a touched node are
-marked for a full evaluation.
+difference that depends only on where V_c lies (√ is concave: the same
+shift moves a small variance's root more); over an interval holding every
+V_c of the row, the worst case of that difference is at one end. Plain-sum
+metrics move every candidate by the same w·e1. Summed over the metrics this
+gives each row a lower bound on how much any of its untouched candidates can
+have dropped. Candidates aimed at a touched node are scored again exactly
+(few columns, every row); rows whose instance sits on a touched node are
+evaluated again in full.
 
-The size of a candidate's variance change: a move changes the metric value
-of at most three nodes, each by at most D (the instance's size in that
-metric times the largest per-node scale over the group, e.g. memory / the
-smallest node memory), so |a| <= Σ_n (2·|x_n - μ|·D + D²)/N + (3D)²/N²
-<= A = 3·(2·R·D + D²)/N + 9·D²/N², with R the largest |x - μ| over the
-online nodes.
+The interval of V_c (`RowBounds._range`): a = a_ps + a_t + cross terms. The
+part of the instance's own nodes, a_ps, is exact per move kind from its
+`search.Fixed` deltas (the interval spans the kinds). The target's part is
+(2·(x_t - μ)·d + d²)/N with 0 <= d <= D in the direction a node's value
+moves when it receives an instance (up for used ratios and loads, down for
+free memory and disk), D being the instance's size in that metric times the
+largest per-node scale in the group (memory / the smallest node memory, ...)
+and x_t any online node's value; the cross term is bounded by |Δ1_ps|·D/N².
+Reserved memory also changes on the old node that becomes the target's
+secondary, by at most D: one more node term for that metric.
 
-Not used when the location-exclusion map statistic is modelled (every row
-changes after every move there) nor with target pruning (the target set
-changes between steps).
+`tests/htools/test_lazy.py` checks, before every step on varied generated
+clusters, that every bound is at or below the row's true best, and that the
+path equals the exhaustive one. Not used when the location-exclusion map
+statistic is modelled: every row changes after every move there.
 """
 
 from __future__ import annotations
@@ -86,9 +92,12 @@ class RowBounds:
         D[:, 12] = D[:, 16] = np.abs(sz.spindle_use) * th
         # the direction of a target's change holds for non-negative sizes only
         neg = [bool((a < 0).any()) for a in (sz.mem, sz.dsk, sz.vcpus, sz.spindle_use, *sz.util)]
-        self.signed = np.array([not any(neg)] * len(_STD))
+        self.signed = not any(neg)
         # a hair wider than the exact per-node change, for rounding
         self.D = D[:, _STD] * (1.0 + 1e-9) + 1e-15
+        n = max(ev.st.n, 1)
+        self.D2n = self.D * self.D / n  # D²/N
+        self.D2nn = self.D * (2.0 / (n * n))  # 2·D/N²
         shape = self.D.shape
         self.amin, self.amax = np.zeros(shape), np.zeros(shape)
         self.d1, self.mu = np.zeros(shape), np.zeros(shape)
@@ -109,18 +118,26 @@ class RowBounds:
         common += float(np.dot(score.WEIGHTS[_SUM], s1.s1[_SUM] - s0.s1[_SUM]))
         common += float(score.WEIGHTS[score.MAP_METRIC]) * (s1.map_value - s0.map_value)
         lo, hi = self._range(before, V0, n)
-        D = self.D
         e1 = np.abs(s1.s1[_STD] - s0.s1[_STD])
-        dt = (V1 - V0) - 2.0 * e1 * 3.0 * D / (n * n)  # most negative change of V_c
+        # the most negative change of a candidate's variance, per row and metric
+        dt = self.D * (-6.0 * e1 / (n * n))
+        dt += V1 - V0
+        neg = dt < 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            # dt >= 0: the change w·dt/(√(x+dt)+√x) shrinks with x: worst at hi
-            up = w * dt / (np.sqrt(hi + dt) + np.sqrt(hi))
-            # dt < 0: it grows with x from x = -dt on (worst at lo), below that
-            # the clamped term is -w·√x (worst at x = -dt)
-            down = np.where(lo >= -dt, w * dt / (np.sqrt(lo + dt) + np.sqrt(lo)),
-                            -w * np.sqrt(np.minimum(-dt, hi)))  # fmt: skip
-        worst = np.where(dt >= 0, np.nan_to_num(up, nan=0.0), np.nan_to_num(down, nan=0.0))
-        return common + (worst - own).sum(axis=1) - _SLACK  # type: ignore[no-any-return]
+            # dt >= 0: the change w·dt/(√(x+dt)+√x) shrinks with x: worst at hi;
+            # dt < 0: it grows with x from x = -dt on (worst at lo); below that
+            # the clamped term is -w·√x, worst at x = -dt
+            x = np.where(neg, lo, hi)
+            clamp = neg & (lo < -dt)
+            den = np.sqrt(x + dt)
+            den += np.sqrt(x)
+            worst = dt / den
+            if clamp.any():
+                worst[clamp] = -np.sqrt(np.minimum(-dt, hi)[clamp])
+        np.nan_to_num(worst, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        worst *= w
+        worst -= own
+        return common + worst.sum(axis=1) - _SLACK  # type: ignore[no-any-return]
 
     def update(self, rows: NDArray, F: NDArray, ev: PairEval) -> None:
         """Record the own-node parts of ``rows`` (``F``: their `search.Fixed` deltas).
@@ -154,21 +171,25 @@ class RowBounds:
         x = ev.m[_STD][:, online]
         # distance to the mean of the target's value, in the direction a target
         # moves when it receives an instance (_TOWARD) and against it
-        dev = (x - mu[:, None]) * (_TOWARD * self.signed)[:, None]
+        dev = (x - mu[:, None]) * _TOWARD[:, None]
         far = np.maximum(dev.max(axis=1, initial=0.0), 0.0)  # along: the variance grows
         back = np.maximum(-dev.min(axis=1, initial=0.0), 0.0)  # against: it can shrink
-        # without a known direction (negative sizes) both ways are as far as R
-        both = np.maximum(far, back)
-        far = np.where(self.signed, far, both)
-        back = np.where(self.signed, back, both)
+        if not self.signed:  # negative sizes: no known direction, both ways as far
+            far = back = np.maximum(far, back)
         D = self.D
         # the target's term 2·(x-μ)·d + d² with d in [0, D] along the direction
-        up = (2.0 * far * D + D * D) / n
-        down = np.where(back <= D, back * back, 2.0 * back * D - D * D) / n
+        up = D * (2.0 * far / n)
+        up += self.D2n
+        down = np.where(back <= D, back * back / n, D * (2.0 * back / n) - self.D2n)
         shift = np.abs(mu - self.mu) * (2.0 / n)
-        cross = self.d1 * (shift + 2.0 * D / (n * n)) + D * D / (n * n)
-        lo = V + self.amin - down - cross
-        hi = V + self.amax + up + cross
+        cross = self.d1 * (shift + self.D2nn)
+        cross += self.D2n / n
+        lo = V + self.amin
+        lo -= down
+        lo -= cross
+        hi = V + self.amax
+        hi += up
+        hi += cross
         # reserved memory also moves on the old node becoming the target's
         # secondary, in either direction
         R = np.abs(x[_RMEM] - mu[_RMEM]).max(initial=0.0)

@@ -273,14 +273,12 @@ class PairTerms:
         var -= mean * mean
         np.maximum(var, 0.0, out=var)
         np.sqrt(var, out=var)
-        # column by column, not a matrix-vector product: BLAS rounds a row
-        # differently depending on its place in the block, and a row's score
-        # must not depend on which other rows are scored with it (`lazy`)
-        row = np.zeros(len(R1))
-        for k, m in enumerate(srow):
-            row += _W[m] * var[:, k]
-        for m in lrow:
-            row += _W[m] * R1[:, m]
+        # row sums, not a matrix-vector product: BLAS rounds a row differently
+        # depending on its place in the block, and a row's score must not depend
+        # on which other rows are scored with it (`lazy`)
+        var *= score.WEIGHTS[srow]
+        row = var.sum(axis=1)
+        row += (R1[:, lrow] * score.WEIGHTS[lrow]).sum(axis=1)
         row += float(score.WEIGHTS[score.MAP_METRIC]) * st.map_value
         if self.map_on and score.MAP_METRIC not in tnew:  # per-instance map change
             row += float(score.WEIGHTS[score.MAP_METRIC]) * F[:, 0, score.MAP_METRIC]
@@ -411,7 +409,7 @@ class _Add:
         self.row = row
 
 
-_OUTER_MIN = 16  # targets from which `_outer_terms` is used
+_OUTER_MIN = 1  # targets from which `_outer_terms` is used (pair arrays below)
 FORTH = ((14, 1, ("fdsk", "fsp")), (15, 6, ("ucpu",)), (16, 12, ("isp",)))
 Terms = tuple[dict[int, Any], dict[int, NDArray], dict[int, NDArray]]
 _STD = frozenset(int(i) for i in score.STD_IDX)
