@@ -54,7 +54,7 @@ from corral.htools import score
 from corral.htools.candidates import PeerTable
 from corral.htools.greedy import Mover
 from corral.htools.moves import Move
-from corral.htools.search import Fixed, PairEval, Sizes
+from corral.htools.search import Fixed, PairEval, Sizes, tie_tolerance
 
 NDArray = np.ndarray[Any, Any]
 Found = tuple[float, int, Move, int]
@@ -200,6 +200,12 @@ class RowBounds:
         return np.maximum(lo, 0.0), hi
 
 
+def _before(a: Found, b: Found) -> bool:
+    """Whether ``a`` wins over ``b`` as in the exhaustive scan: lower, or a tie on a lower row."""
+    tol = tie_tolerance(b[0])
+    return a[0] < b[0] - tol or (a[0] <= b[0] + tol and a[1] < b[1])
+
+
 def _var(s1: NDArray, s2: NDArray, n: int) -> NDArray:
     mean = s1 / n
     return np.maximum(s2 / n - mean * mean, 0.0)
@@ -264,7 +270,7 @@ def _choose(
         rows = np.sort(order[i : i + max(k, 1)])
         rmin, got = ev.scan(fixed.take(rows), sizes.take(rows), cand, banned, rows)
         lb[rows] = rmin
-        if got is not None and (best is None or (got[0], got[1]) < (best[0], best[1])):
+        if got is not None and (best is None or _before(got, best)):
             best = got
         i += len(rows)
     return best

@@ -58,6 +58,11 @@ Parts = dict[int, tuple[Any, Any]]
 CHUNK_PAIRS = 40_000
 
 
+def tie_tolerance(score_value: float) -> float:
+    """How close two move scores must be to count as a tie (rounding noise)."""
+    return 1e-12 * max(1.0, abs(score_value))
+
+
 def lean_supported(c: Cluster, insts: list[Instance], nodes: NDArray) -> bool:
     """Whether the fast path models this group exactly (see module docstring)."""
     if c.nodes["excl"][nodes].any():
@@ -351,7 +356,9 @@ class PairEval(PairTerms):
         ``rows`` names the instance rows ``fx``/``sz`` hold (ascending; default
         0..n-1): the returned row and the rows in ``banned`` use those names, and
         among equal scores the first row wins, so scanning a subset of rows picks
-        what scanning them all would pick among that subset.
+        what scanning them all would pick among that subset. Scores within
+        `tie_tolerance` count as equal: mathematically equal moves (identical
+        instances) may differ in the last bits, and Ganeti takes the first.
         """
         ni = len(fx.a["pi"])
         ids = np.arange(ni) if rows is None else rows
@@ -372,8 +379,11 @@ class PairEval(PairTerms):
                             allv[loc, off + np.flatnonzero(f.tg == t)] = np.inf
             rmin = allv.min(axis=1)
             rmins[sl] = rmin
-            r = int(np.argmin(rmin))
-            if not np.isfinite(rmin[r]) or (best is not None and not rmin[r] < best[0]):
+            low = float(rmin.min())
+            if not np.isfinite(low):
+                continue
+            r = int(np.argmax(rmin <= low + tie_tolerance(low)))  # first of the ties
+            if best is not None and not rmin[r] < best[0] - tie_tolerance(best[0]):
                 continue
             row = allv[r]
             if len(row) > KEEP:
