@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _alias(name: str, suffix: str) -> str:
-    return name[: -len(suffix)] if suffix and name.endswith(suffix) else name
+    from corral.cli.htools_nodes import strip
+
+    return strip(name, suffix)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,9 +185,9 @@ def _run(args: Any) -> int:
     if args.print_nodes is not None:
         from corral.cli.htools_nodes import print_nodes
 
-        print_nodes(
-            sys.stderr, "Initial", c, nodes.tolist(), args.print_nodes, lambda n: _alias(n, suffix)
-        )
+        title = "Initial cluster status"
+        shown = nodes.tolist()
+        print_nodes(sys.stderr, title, c, shown, args.print_nodes, lambda n: _alias(n, suffix))
     out.write("Trying to minimize the CV...\n")
     nmlen = max((len(_alias(n, suffix)) for n in c.names), default=0)
     imlen = max((len(_alias(i.name, suffix)) for i in c.instances), default=0)
@@ -237,9 +239,9 @@ def _run(args: Any) -> int:
         from corral.cli.htools_nodes import print_nodes
 
         out.flush()
-        print_nodes(
-            sys.stderr, "Final", c, nodes.tolist(), args.print_nodes, lambda n: _alias(n, suffix)
-        )
+        title = "Final cluster status"
+        shown = nodes.tolist()
+        print_nodes(sys.stderr, title, c, shown, args.print_nodes, lambda n: _alias(n, suffix))
     return 0
 
 

@@ -49,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="stop after placing N instances",
     )
+    p.add_argument(
+        "-p",
+        "--print-nodes",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FIELDS",
+        help="print the node table (on stderr) initially and after each allocation"
+        " (FIELDS: a comma-separated list, +list to extend the default)",
+    )
     add_common_options(p, "hspace")
     # benchmarking/verification: score every pair of every placement (slow, same result)
     p.add_argument("--full-scan", action="store_true", help=argparse.SUPPRESS)
@@ -97,6 +107,24 @@ def _run(args: Any) -> int:
         pairs.FULL_SCAN[0] = old_full
 
 
+def _node_printer(spec: str | None, names: list[str]) -> Any:
+    """``show(title, cluster)``: Ganeti's node table on stderr with ``-p``, else nothing.
+
+    Names lose the common suffix of ``names`` (the initial nodes and instances).
+    """
+    from corral.cli.htools_nodes import print_nodes, strip
+    from corral.htools.loader import common_suffix
+
+    suffix = common_suffix(names) if spec is not None else ""
+
+    def show(title: str, c: Any) -> None:
+        if spec is not None:
+            nodes = list(range(c.n_nodes))
+            print_nodes(sys.stderr, title, c, nodes, spec, lambda n: strip(n, suffix))
+
+    return show
+
+
 def _report(args: Any) -> int:
     from corral.htools.capacity import standard_alloc, tiered_alloc
     from corral.htools.loader import select_loader
@@ -121,6 +149,8 @@ def _report(args: Any) -> int:
         ("CLUSTER_CPU", int(v["tcpu"][online].sum())),
         ("CLUSTER_NODES", int(online.sum())),
     ]
+    show = _node_printer(args.print_nodes, c.names + [i.name for i in c.instances])
+    show("Initial cluster status", c)
     ini_score = c.score()
     ini_cnt = len(c.instances)
     kv += [("INI_SCORE", f"{ini_score:.8f}"), ("INI_INST_CNT", ini_cnt)]
@@ -131,6 +161,7 @@ def _report(args: Any) -> int:
     ]  # fmt: skip
     limit = args.max_length
     trl = tiered_alloc(c, tspec, minspec, template, limit)
+    show("Tiered allocation status", trl.cluster)
     kv += [("TRL_SCORE", f"{trl.cluster.score():.8f}"), ("TRL_INST_CNT", ini_cnt + len(trl.placed))]
     groups: dict[tuple[int, int, int, int], int] = {}
     for i in trl.placed:
@@ -143,6 +174,7 @@ def _report(args: Any) -> int:
         ("SPEC_SPN", std.spindle_use), ("SPEC_RQN", rqn), ("SPEC_DISK_TEMPLATE", template),
     ]  # fmt: skip
     run = standard_alloc(c, std, template, limit)
+    show("Standard allocation status", run.cluster)
     kv += [
         ("FIN_SCORE", f"{run.cluster.score():.8f}"),
         ("FIN_INST_CNT", ini_cnt + len(run.placed)),

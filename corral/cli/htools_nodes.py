@@ -104,6 +104,11 @@ def _derived(c: Cluster) -> dict[str, NDArray]:
     return {"umem": umem, "pfmem": umem / tmem, "pfdsk": np.nan_to_num(pdsk(v))}
 
 
+def strip(name: str, suffix: str) -> str:
+    """``name`` without the names' common domain suffix, as Ganeti's htools print it."""
+    return name[: -len(suffix)] if suffix and name.endswith(suffix) else name
+
+
 def node_table(
     c: Cluster, nodes: Sequence[int], fields: Sequence[str], alias: Callable[[str], str]
 ) -> list[str]:
@@ -126,12 +131,12 @@ def node_table(
 
 def print_nodes(
     out: TextIO,
-    what: str,
+    title: str,
     c: Cluster,
     nodes: Sequence[int],
     spec: str,
     alias: Callable[[str], str],
 ) -> None:
-    """``\\n<what> cluster status:\\n<table>`` as Ganeti's maybePrintNodes."""
+    """``\\n<title>:\\n<table>`` as Ganeti's maybePrintNodes (e.g. "Initial cluster status")."""
     lines = node_table(c, nodes, parse_fields(spec), alias)
-    out.write(f"\n{what} cluster status:\n" + "\n".join(lines) + "\n\n")
+    out.write(f"\n{title}:\n" + "\n".join(lines) + "\n\n")
