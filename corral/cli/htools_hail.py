@@ -62,13 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
         const="",
         default=None,
         metavar="FIELDS",
-        help="accepted for compatibility with Ganeti's hail; prints nothing yet",
+        help="print the node table (on stderr) before and after the request"
+        " (FIELDS: a comma-separated list, +list to extend the default)",
     )
     p.add_argument(
         "-S",
         "--save",
         metavar="FILE",
-        help="accepted for compatibility with Ganeti's hail; saves nothing yet",
+        help="save the cluster state (htools text format) before and after the"
+        " request to FILE.pre-ialloc and FILE.post-ialloc",
     )
     return p
 
@@ -90,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"Error: invalid JSON in {args.file}: {err}", file=sys.stderr)
         return 1
-    from corral.htools.iallocator import Options, run_on_cluster, run_request
+    from corral.htools.iallocator import Options, load_request, run_on_cluster
 
     cluster = None
     if args.text_data:
-        from corral.htools.ialloc import REQUEST_TYPES, Request
+        from corral.htools.ialloc import REQUEST_TYPES
         from corral.htools.text import parse_text
         from corral.htools.types import HtoolsError
 
@@ -110,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         if not rq or rq.get("type") not in REQUEST_TYPES:
             print("Error: the request file has no valid 'request' section", file=sys.stderr)
             return 1
+    from corral.htools.ialloc import Request
+
     restrict = None
     if args.restrict_allocation_to is not None:
         restrict = [x for x in args.restrict_allocation_to.split(",") if x]
@@ -120,11 +124,42 @@ def main(argv: list[str] | None = None) -> int:
         restrict_to=restrict,
     )
     if cluster is not None:
-        answer = run_on_cluster(cluster, Request(str(rq["type"]), rq), opts)
+        loaded: Any = (cluster, Request(str(rq["type"]), rq))
     else:
-        answer = run_request(request, opts)
+        loaded = load_request(request, opts)
+    if isinstance(loaded, dict):  # unreadable request: the failure answer
+        answer = loaded
+    else:
+        c, req = loaded
+        try:
+            _show(args, "before", c)
+            answer = run_on_cluster(c, req, opts)
+            _show(args, "after", c)
+        except OSError as err:
+            print(f"Error: cannot write {err.filename}: {err.strerror}", file=sys.stderr)
+            return 1
     sys.stdout.write(json.dumps(answer, separators=(",", ":")) + "\n")
     return 0
+
+
+def _show(args: Any, when: str, c: Any) -> None:
+    """Ganeti's hail -p table and -S file for the state ``when`` ("before"/"after")."""
+    if args.print_nodes is not None:
+        from corral.cli.htools_nodes import print_nodes, strip
+        from corral.htools.loader import common_suffix
+
+        suffix = common_suffix(c.names + [i.name for i in c.instances])
+        title = "Initial cluster status" if when == "before" else "Final cluster status"
+        nodes = list(range(c.n_nodes))
+        print_nodes(sys.stderr, title, c, nodes, args.print_nodes, lambda n: strip(n, suffix))
+    if args.save:
+        from corral.htools.text import serialize
+
+        path = f"{args.save}.{'pre' if when == 'before' else 'post'}-ialloc"
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(serialize(c))
+        print(f"The cluster state {when} iallocator run has been written to file '{path}'",
+              file=sys.stderr)  # fmt: skip
 
 
 if __name__ == "__main__":

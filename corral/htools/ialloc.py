@@ -262,7 +262,9 @@ def parse_request(req: Any, static_kvm_mem: int | None = 4096) -> tuple[Cluster,
         c.add_instance(inst)
     tags = req.get("cluster_tags", [])
     c.cluster_tags = list(tags) if isinstance(tags, list) else []
-    c.ipolicy = parse_ipolicy(req.get("ipolicy"), "cluster")
+    # Ganeti's hail reads only the groups' policies; its cluster policy stays the
+    # built-in default (what `hail -S` writes), whatever the request says
+    c.ipolicy = DEFAULT_IPOLICY
     c.finalize()
     rq = _get(req, "request", "request", dict)
     kind = _get(rq, "type", "request", str)

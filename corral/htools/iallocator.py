@@ -8,6 +8,7 @@ never raises for bad input: malformed requests and impossible placements give
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -31,17 +32,30 @@ class Options:
 def run_request(request: dict[str, Any], options: Options | None = None) -> dict[str, Any]:
     """Answer one iallocator v2 request: ``{"success", "info", "result"}``."""
     opts = options or Options()
+    loaded = load_request(request, opts)
+    if isinstance(loaded, dict):
+        return loaded
+    return run_on_cluster(*loaded, opts)
+
+
+def load_request(
+    request: dict[str, Any], opts: Options
+) -> tuple[Cluster, Request] | dict[str, Any]:
+    """The request's cluster and request, or the failure answer when it cannot be read."""
     try:
-        c, rq = parse_request(request, opts.static_kvm_node_memory)
+        return parse_request(request, opts.static_kvm_node_memory)
     except HtoolsError as err:
         return {"success": False, "info": f"Request failed: {err}", "result": []}
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
         return {"success": False, "info": f"Request failed: invalid request: {err}", "result": []}
-    return run_on_cluster(c, rq, opts)
 
 
 def run_on_cluster(c: Cluster, rq: Request, opts: Options) -> dict[str, Any]:
-    """Answer a request against an already loaded cluster (e.g. hail -t FILE)."""
+    """Answer a request against an already loaded cluster (e.g. hail -t FILE).
+
+    ``c`` is left as the answer leaves the cluster (the new instance placed,
+    the instances moved), which ``hail -p`` / ``-S`` show as the final state.
+    """
     try:
         handler = _HANDLERS[rq.kind]
         ok, info, result = handler(c, rq.data, opts)
@@ -102,12 +116,15 @@ def _allocate_one(
 
 
 def _do_allocate(c: Cluster, rq: dict[str, Any], opts: Options) -> tuple[bool, str, Any]:
-    best, sols, _ = _allocate_one(c, rq, opts)
+    best, sols, inst = _allocate_one(c, rq, opts)
     desc = _describe(c, sols)
     if best is None or best.best is None:
         return False, ", ".join(desc) or "no node groups available", []
     info = ", ".join([f"Selected group: {c.groups[best.group].name}", *desc])
-    return True, info, [c.names[n] for n in best.best.nodes]
+    nodes = [c.names[n] for n in best.best.nodes]
+    with contextlib.suppress(AssertionError):  # the final state for hail -p / -S only
+        allocate.place_new(c, inst, best.best.nodes)
+    return True, info, nodes
 
 
 def _do_multi(c: Cluster, rq: dict[str, Any], opts: Options) -> tuple[bool, str, Any]:
@@ -170,6 +187,7 @@ def _do_relocate(c: Cluster, rq: dict[str, Any], opts: Options) -> tuple[bool, s
     res = best_target(c, inst, Move.REPLACE_SECONDARY, cand, gidx)
     if res is None:
         return False, "No valid solution found for relocating the instance", []
+    apply_move(c, inst, Move.REPLACE_SECONDARY, res[0])
     return True, "success", [c.names[res[0]]]
 
 
