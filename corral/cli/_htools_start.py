@@ -56,3 +56,17 @@ def add_common_options(p: argparse.ArgumentParser, prog: str) -> None:
         version=f"{prog} (corral) 0.1.0",
         help="print the version and exit",
     )
+
+
+def add_print_nodes(p: argparse.ArgumentParser, when: str) -> None:
+    """``-p/--print-nodes [FIELDS]`` (Ganeti's node tables on stderr, ``when``: which)."""
+    p.add_argument(
+        "-p",
+        "--print-nodes",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FIELDS",
+        help=f"print the node table (on stderr) {when} (FIELDS: a comma-separated"
+        " list, +list to extend the default)",
+    )

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from corral.cli._htools_start import add_common_options, prepare
+from corral.cli._htools_start import add_common_options, add_print_nodes, prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,16 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         " hypervisor is kvm (default 4096, as Ganeti)",
     )
     add_common_options(p, "hail")
-    p.add_argument(
-        "-p",
-        "--print-nodes",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="FIELDS",
-        help="print the node table (on stderr) before and after the request"
-        " (FIELDS: a comma-separated list, +list to extend the default)",
-    )
+    add_print_nodes(p, "before and after the request")
     p.add_argument(
         "-S",
         "--save",

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from corral.cli._htools_start import add_common_options, add_data_options, prepare
+from corral.cli._htools_start import add_common_options, add_data_options, add_print_nodes, prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,16 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="execute",
         help="execute the moves as jobs through the local API (needs -L)",
     )
-    p.add_argument(
-        "-p",
-        "--print-nodes",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="FIELDS",
-        help="print the node table before and after balancing (FIELDS: a"
-        " comma-separated list, +list to extend the default)",
-    )
+    add_print_nodes(p, "before and after balancing")
     add_common_options(p, "hbal")
     p.add_argument(
         "-l",

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from corral.cli._htools_start import add_common_options, add_data_options, prepare
+from corral.cli._htools_start import add_common_options, add_data_options, add_print_nodes, prepare
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,16 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="stop after placing N instances",
     )
-    p.add_argument(
-        "-p",
-        "--print-nodes",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="FIELDS",
-        help="print the node table (on stderr) initially and after each allocation"
-        " (FIELDS: a comma-separated list, +list to extend the default)",
-    )
+    add_print_nodes(p, "initially and after each allocation")
     add_common_options(p, "hspace")
     # benchmarking/verification: score every pair of every placement (slow, same result)
     p.add_argument("--full-scan", action="store_true", help=argparse.SUPPRESS)
