@@ -197,7 +197,15 @@ def _batch(c: Cluster, prev: int) -> int:
 def _suffices_shrinking(c: Cluster, spec: ISpec, mode: FailMode, template: str, n: int,
                         cnt: Counter[FailMode],
                         probes: dict[int, FitProbe]) -> ISpec | None:  # fmt: skip
-    """Ganeti's ``sufficesShrinking``: shrink by ``mode`` while it keeps failing for it."""
+    """Ganeti's ``sufficesShrinking``: shrink by ``mode`` while it keeps failing for it.
+
+    The first size with a solution wins, and a solution here is what Ganeti's
+    probe (``tryAlloc`` with the capacity check on) accepts: a placement that
+    fits its nodes *and* keeps the cluster globally N+1 redundant. (The
+    placements themselves skip that check for DRBD, as Ganeti's
+    ``iterateAllocSmallStep`` does.) A size that fits only without redundancy
+    counts as a failure (N+1), so the walk goes on while ``mode`` still fails.
+    """
     if cnt.get(mode, 0) == 0 or mode not in _FIELDS:
         return None
     field = _FIELDS[mode][0]
@@ -208,12 +216,21 @@ def _suffices_shrinking(c: Cluster, spec: ISpec, mode: FailMode, template: str, 
             return None
         ok, cn, _ = _try_line(c, s, mode, sizes, template, n, probes)
         for i, size in enumerate(sizes):
-            if ok[i]:
-                return dataclasses.replace(s, **{field: size})
+            grown = dataclasses.replace(s, **{field: size})
+            if ok[i] and _redundant_solution(c, grown, template, n):
+                return grown
             if cn[i, int(mode)] == 0:
                 return None
         s = dataclasses.replace(s, **{field: sizes[-1]})
         batch = _batch(c, batch)
+
+
+def _redundant_solution(c: Cluster, spec: ISpec, template: str, n: int) -> bool:
+    """Whether some placement of ``spec`` passes the global N+1 capacity check."""
+    req = 2 if template == "drbd" else 1
+    best, _ = alloc_multi_group(c, _mk(spec, template, n), req, capacity_check=True,
+                                exact_score=False, counts=False)  # fmt: skip
+    return best is not None and best.best is not None
 
 
 # a level of the one-unit chain: (spec, resource changed, its size) and failure counts
