@@ -101,6 +101,11 @@ class RowBounds:
         shape = self.D.shape
         self.amin, self.amax = np.zeros(shape), np.zeros(shape)
         self.d1, self.mu = np.zeros(shape), np.zeros(shape)
+        self.smin = np.zeros(len(self.D))  # own-node part of the plain sums, best kind
+
+    def online(self, ev: PairEval) -> NDArray:
+        """The group's online nodes."""
+        return self.nodes[~ev.v["offline"][self.nodes]]
 
     def drift(self, before: PairEval, after: PairEval) -> NDArray:
         """Per row: a lower bound on (new - old) score of any untouched candidate.
@@ -155,6 +160,7 @@ class RowBounds:
         self.amax[rows] = a.max(axis=1)
         self.d1[rows] = np.abs(d1).max(axis=1)
         self.mu[rows] = mu
+        self.smin[rows] = (F[:, :, 0][:, :, _SUM] @ score.WEIGHTS[_SUM]).min(axis=1)
 
     def _range(self, ev: PairEval, V: NDArray, n: int) -> tuple[NDArray, NDArray]:
         """Per row and metric: an interval holding every candidate's variance V_c.
@@ -167,8 +173,7 @@ class RowBounds:
         (`search._x_pair`): one more node term.
         """
         mu = ev.st.s1[_STD] / n
-        online = self.nodes[~ev.v["offline"][self.nodes]]
-        x = ev.m[_STD][:, online]
+        x = ev.m[_STD][:, self.online(ev)]
         # distance to the mean of the target's value, in the direction a target
         # moves when it receives an instance (_TOWARD) and against it
         dev = (x - mu[:, None]) * _TOWARD[:, None]
@@ -206,6 +211,37 @@ def _before(a: Found, b: Found) -> bool:
     return a[0] < b[0] - tol or (a[0] <= b[0] + tol and a[1] < b[1])
 
 
+def _column_floor(b: RowBounds, ev: PairEval, t: int, V: NDArray, n: int) -> NDArray:
+    """Per row: a lower bound on every candidate aimed at node ``t`` (current state).
+
+    As `RowBounds._range`'s lower end, with this target's own distance to the
+    mean instead of the farthest node's; the plain sums take the row's best
+    own-node part (`RowBounds.update`), a target only ever adding to them (N+1
+    failures, reserved memory, tag conflicts). Not valid with location tags,
+    whose pair score can drop: the caller scores every row then.
+    """
+    mu = ev.st.s1[_STD] / n
+    y = (ev.m[_STD][:, t] - mu) * _TOWARD
+    back = np.maximum(-y, 0.0) if b.signed else np.abs(y)
+    D = b.D
+    down = np.where(back <= D, back * back / n, D * (2.0 * back / n) - b.D2n)
+    shift = np.abs(mu - b.mu) * (2.0 / n)
+    lo = V + b.amin
+    lo -= down
+    lo -= b.d1 * (shift + b.D2nn)
+    lo -= b.D2n / n
+    R = np.abs(ev.m[_STD][_RMEM, b.online(ev)] - mu[_RMEM]).max(initial=0.0)
+    Dr = D[:, _RMEM]
+    lo[:, _RMEM] -= (2.0 * R * Dr + Dr * Dr) / n + 2.0 * Dr * Dr / (n * n)
+    np.maximum(lo, 0.0, out=lo)
+    np.sqrt(lo, out=lo)
+    floor = lo @ score.WEIGHTS[_STD]
+    floor += b.smin
+    floor += float(score.WEIGHTS[_SUM] @ ev.st.s1[_SUM])
+    floor += float(score.WEIGHTS[score.MAP_METRIC]) * ev.st.map_value
+    return floor - _SLACK  # type: ignore[no-any-return]
+
+
 def _var(s1: NDArray, s2: NDArray, n: int) -> NDArray:
     mean = s1 / n
     return np.maximum(s2 / n - mean * mean, 0.0)
@@ -240,9 +276,31 @@ def balance_lazy(mover: Mover, cand: NDArray, ev: PairEval, pm: PeerTable) -> No
         bounds.update(rows, fixed.a["F"][rows], ev)
         lb[rows] = -np.inf
         tt = touched[np.isin(touched, cand)]
-        if len(tt):  # every row (cheaper than selecting); dirty ones stay -inf
-            colmin, _ = ev.scan(fixed, sizes, tt, set(), with_failover=False)
-            np.minimum(lb, colmin, out=lb)
+        if len(tt):
+            _score_columns(ev, bounds, fixed, sizes, tt, lb)
+
+
+def _score_columns(ev: PairEval, bounds: RowBounds, fixed: Fixed, sizes: Sizes,
+                   tt: NDArray, lb: NDArray) -> None:  # fmt: skip
+    """Lower ``lb`` by the candidates aimed at the touched nodes ``tt``.
+
+    Rows whose floor for those targets (`_column_floor`) is not below their
+    bound cannot gain: only the others are scored exactly.
+    """
+    live = np.isfinite(lb) | (lb > 0)  # -inf rows are evaluated in full anyway
+    if ev.locs is None:
+        n = max(ev.st.n, 1)
+        V = _var(ev.st.s1, ev.st.s2, n)[_STD]
+        floor = np.min([_column_floor(bounds, ev, int(t), V, n) for t in tt], axis=0)
+        live &= floor < lb
+    rows = np.flatnonzero(live)
+    if len(rows) == len(lb):
+        colmin, _ = ev.scan(fixed, sizes, tt, set(), with_failover=False)
+        np.minimum(lb, colmin, out=lb)
+    elif len(rows):
+        colmin, _ = ev.scan(fixed.take(rows), sizes.take(rows), tt, set(), rows,
+                            with_failover=False)  # fmt: skip
+        lb[rows] = np.minimum(lb[rows], colmin)
 
 
 def _choose(
