@@ -24,8 +24,10 @@ V_c of the row, the worst case of that difference is at one end. Plain-sum
 metrics move every candidate by the same w·e1. Summed over the metrics this
 gives each row a lower bound on how much any of its untouched candidates can
 have dropped. Candidates aimed at a touched node are scored again exactly
-(few columns, every row); rows whose instance sits on a touched node are
-evaluated again in full.
+(few columns) for every row whose floor for those nodes (`_column_floor`:
+the same interval with the target's own distance to the mean) could beat
+its bound; rows whose instance sits on a touched node are evaluated again in
+full.
 
 The interval of V_c (`RowBounds._range`): a = a_ps + a_t + cross terms. The
 part of the instance's own nodes, a_ps, is exact per move kind from its
