@@ -24,7 +24,7 @@ V_c of the row, the worst case of that difference is at one end. Plain-sum
 metrics move every candidate by the same w·e1. Summed over the metrics this
 gives each row a lower bound on how much any of its untouched candidates can
 have dropped. Candidates aimed at a touched node are scored again exactly
-(few columns) for every row whose floor for those nodes (`_column_floor`:
+(few columns) for every row whose floor for those nodes (`RowBounds.floor`:
 the same interval with the target's own distance to the mean) could beat
 its bound; rows whose instance sits on a touched node are evaluated again in
 full.
@@ -169,12 +169,12 @@ class RowBounds:
 
         V_c - V = a_ps + a_t: the part of the instance's own nodes follows from
         its `search.Fixed` deltas (`update`; the interval spans the move kinds),
-        the target's from its value's distance to the mean (at most R) and its
-        change (at most D), the cross term from |Δ1_ps|·D. Metric 3 (reserved
-        memory) also moves on the old node that becomes the target's secondary
-        (`search._x_pair`): one more node term.
+        the target's from its value's distance to the mean (any online node)
+        and its change (at most D), the cross term from |Δ1_ps|·D. Metric 3
+        (reserved memory) also moves on the old node that becomes the target's
+        secondary (`search._x_pair`): one more node term.
         """
-        mu = ev.st.s1[_STD] / n
+        mu, cross, extra = self.spread(ev, n)
         x = ev.m[_STD][:, self.online(ev)]
         # distance to the mean of the target's value, in the direction a target
         # moves when it receives an instance (_TOWARD) and against it
@@ -183,65 +183,66 @@ class RowBounds:
         back = np.maximum(-dev.min(axis=1, initial=0.0), 0.0)  # against: it can shrink
         if not self.signed:  # negative sizes: no known direction, both ways as far
             far = back = np.maximum(far, back)
-        D = self.D
         # the target's term 2·(x-μ)·d + d² with d in [0, D] along the direction
-        up = D * (2.0 * far / n)
-        up += self.D2n
-        down = np.where(back <= D, back * back / n, D * (2.0 * back / n) - self.D2n)
-        shift = np.abs(mu - self.mu) * (2.0 / n)
-        cross = self.d1 * (shift + self.D2nn)
-        cross += self.D2n / n
-        lo = V + self.amin
-        lo -= down
-        lo -= cross
         hi = V + self.amax
-        hi += up
+        hi += self.D * (2.0 * far / n)
+        hi += self.D2n
         hi += cross
-        # reserved memory also moves on the old node becoming the target's
-        # secondary, in either direction
-        R = np.abs(x[_RMEM] - mu[_RMEM]).max(initial=0.0)
-        Dr = D[:, _RMEM]
-        extra = (2.0 * R * Dr + Dr * Dr) / n + 2.0 * Dr * Dr / (n * n)
-        lo[:, _RMEM] -= extra
         hi[:, _RMEM] += extra
-        return np.maximum(lo, 0.0), hi
+        return np.maximum(self.low(V, n, back, cross, extra), 0.0), hi
+
+    def spread(self, ev: PairEval, n: int) -> tuple[NDArray, NDArray, NDArray]:
+        """The mean, the cross term and reserved memory's extra node term.
+
+        Shared by both ends of `_range` and by every `floor` of one state.
+        """
+        mu = ev.st.s1[_STD] / n
+        cross = self.d1 * (np.abs(mu - self.mu) * (2.0 / n) + self.D2nn)
+        cross += self.D2n / n
+        R = np.abs(ev.m[_STD][_RMEM, self.online(ev)] - mu[_RMEM]).max(initial=0.0)
+        Dr = self.D[:, _RMEM]
+        extra = (2.0 * R * Dr + Dr * Dr) / n + 2.0 * Dr * Dr / (n * n)
+        return mu, cross, extra
+
+    def low(self, V: NDArray, n: int, back: NDArray, cross: NDArray, extra: NDArray
+            ) -> NDArray:  # fmt: skip
+        """Lower end of the interval (unclamped) for a target value at most ``back``
+        against its direction from the mean: 2·(x-μ)·d + d² >= -back² (or
+        D² - 2·back·D once back > D)."""
+        D = self.D
+        lo = V + self.amin
+        lo -= np.where(back <= D, back * back / n, D * (2.0 * back / n) - self.D2n)
+        lo -= cross
+        lo[:, _RMEM] -= extra
+        return lo
+
+    def floor(self, ev: PairEval, t: int, V: NDArray, n: int,
+              spread: tuple[NDArray, NDArray, NDArray]) -> NDArray:  # fmt: skip
+        """Per row: a lower bound on every candidate aimed at node ``t`` (current state).
+
+        `_range`'s lower end with this target's own distance to the mean instead
+        of the farthest node's; the plain sums take the row's best own-node part
+        (`update`), a target only ever adding to them (N+1 failures, reserved
+        memory, tag conflicts). Not valid with location tags, whose pair score
+        can drop: the caller scores every row then. ``spread``: `spread` of ``ev``.
+        """
+        mu, cross, extra = spread
+        y = (ev.m[_STD][:, t] - mu) * _TOWARD
+        back = np.maximum(-y, 0.0) if self.signed else np.abs(y)
+        lo = self.low(V, n, back, cross, extra)
+        np.maximum(lo, 0.0, out=lo)
+        np.sqrt(lo, out=lo)
+        out = lo @ score.WEIGHTS[_STD]
+        out += self.smin
+        out += float(score.WEIGHTS[_SUM] @ ev.st.s1[_SUM])
+        out += float(score.WEIGHTS[score.MAP_METRIC]) * ev.st.map_value
+        return out - _SLACK  # type: ignore[no-any-return]
 
 
 def _before(a: Found, b: Found) -> bool:
     """Whether ``a`` wins over ``b`` as in the exhaustive scan: lower, or a tie on a lower row."""
     tol = tie_tolerance(b[0])
     return a[0] < b[0] - tol or (a[0] <= b[0] + tol and a[1] < b[1])
-
-
-def _column_floor(b: RowBounds, ev: PairEval, t: int, V: NDArray, n: int) -> NDArray:
-    """Per row: a lower bound on every candidate aimed at node ``t`` (current state).
-
-    As `RowBounds._range`'s lower end, with this target's own distance to the
-    mean instead of the farthest node's; the plain sums take the row's best
-    own-node part (`RowBounds.update`), a target only ever adding to them (N+1
-    failures, reserved memory, tag conflicts). Not valid with location tags,
-    whose pair score can drop: the caller scores every row then.
-    """
-    mu = ev.st.s1[_STD] / n
-    y = (ev.m[_STD][:, t] - mu) * _TOWARD
-    back = np.maximum(-y, 0.0) if b.signed else np.abs(y)
-    D = b.D
-    down = np.where(back <= D, back * back / n, D * (2.0 * back / n) - b.D2n)
-    shift = np.abs(mu - b.mu) * (2.0 / n)
-    lo = V + b.amin
-    lo -= down
-    lo -= b.d1 * (shift + b.D2nn)
-    lo -= b.D2n / n
-    R = np.abs(ev.m[_STD][_RMEM, b.online(ev)] - mu[_RMEM]).max(initial=0.0)
-    Dr = D[:, _RMEM]
-    lo[:, _RMEM] -= (2.0 * R * Dr + Dr * Dr) / n + 2.0 * Dr * Dr / (n * n)
-    np.maximum(lo, 0.0, out=lo)
-    np.sqrt(lo, out=lo)
-    floor = lo @ score.WEIGHTS[_STD]
-    floor += b.smin
-    floor += float(score.WEIGHTS[_SUM] @ ev.st.s1[_SUM])
-    floor += float(score.WEIGHTS[score.MAP_METRIC]) * ev.st.map_value
-    return floor - _SLACK  # type: ignore[no-any-return]
 
 
 def _var(s1: NDArray, s2: NDArray, n: int) -> NDArray:
@@ -286,14 +287,15 @@ def _score_columns(ev: PairEval, bounds: RowBounds, fixed: Fixed, sizes: Sizes,
                    tt: NDArray, lb: NDArray) -> None:  # fmt: skip
     """Lower ``lb`` by the candidates aimed at the touched nodes ``tt``.
 
-    Rows whose floor for those targets (`_column_floor`) is not below their
+    Rows whose floor for those targets (`RowBounds.floor`) is not below their
     bound cannot gain: only the others are scored exactly.
     """
     live = np.isfinite(lb) | (lb > 0)  # -inf rows are evaluated in full anyway
     if ev.locs is None:
         n = max(ev.st.n, 1)
         V = _var(ev.st.s1, ev.st.s2, n)[_STD]
-        floor = np.min([_column_floor(bounds, ev, int(t), V, n) for t in tt], axis=0)
+        spread = bounds.spread(ev, n)
+        floor = np.min([bounds.floor(ev, int(t), V, n, spread) for t in tt], axis=0)
         live &= floor < lb
     rows = np.flatnonzero(live)
     if len(rows) == len(lb):
