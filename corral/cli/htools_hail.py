@@ -123,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         c, req = loaded
         try:
-            _show(args, "before", c)
+            from corral.cli.htools_nodes import printer
+
+            show = printer(args.print_nodes, c.names + [i.name for i in c.instances])
+            _show(args, show, "before", c)
             answer = run_on_cluster(c, req, opts)
-            _show(args, "after", c)
+            _show(args, show, "after", c)
         except OSError as err:
             print(f"Error: cannot write {err.filename}: {err.strerror}", file=sys.stderr)
             return 1
@@ -133,16 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _show(args: Any, when: str, c: Any) -> None:
-    """Ganeti's hail -p table and -S file for the state ``when`` ("before"/"after")."""
-    if args.print_nodes is not None:
-        from corral.cli.htools_nodes import print_nodes, strip
-        from corral.htools.loader import common_suffix
-
-        suffix = common_suffix(c.names + [i.name for i in c.instances])
-        title = "Initial cluster status" if when == "before" else "Final cluster status"
-        nodes = list(range(c.n_nodes))
-        print_nodes(sys.stderr, title, c, nodes, args.print_nodes, lambda n: strip(n, suffix))
+def _show(args: Any, show: Any, when: str, c: Any) -> None:
+    """Ganeti's hail -p table (``show``) and -S file for the state ``when``."""
+    show("Initial cluster status" if when == "before" else "Final cluster status", c)
     if args.save:
         from corral.htools.text import serialize
 

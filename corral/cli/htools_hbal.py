@@ -173,12 +173,10 @@ def _run(args: Any) -> int:
             out.write(f"   {n:<24} {v:>12.8f} x{w:.2f}\n")
     else:
         out.write(f"Initial score: {ini:.8f}\n")
-    if args.print_nodes is not None:
-        from corral.cli.htools_nodes import print_nodes
+    from corral.cli.htools_nodes import printer
 
-        title = "Initial cluster status"
-        shown = nodes.tolist()
-        print_nodes(sys.stderr, title, c, shown, args.print_nodes, lambda n: _alias(n, suffix))
+    show = printer(args.print_nodes, c.names + [i.name for i in c.instances])
+    show("Initial cluster status", c, nodes.tolist())
     out.write("Trying to minimize the CV...\n")
     nmlen = max((len(_alias(n, suffix)) for n in c.names), default=0)
     imlen = max((len(_alias(i.name, suffix)) for i in c.instances), default=0)
@@ -226,13 +224,8 @@ def _run(args: Any) -> int:
         _print_commands(sets, args.print_commands)
     if args.execute and planned:
         _execute(args, sets)
-    if args.print_nodes is not None:
-        from corral.cli.htools_nodes import print_nodes
-
-        out.flush()
-        title = "Final cluster status"
-        shown = nodes.tolist()
-        print_nodes(sys.stderr, title, c, shown, args.print_nodes, lambda n: _alias(n, suffix))
+    out.flush()
+    show("Final cluster status", c, nodes.tolist())
     return 0
 
 

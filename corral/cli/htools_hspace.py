@@ -98,24 +98,6 @@ def _run(args: Any) -> int:
         pairs.FULL_SCAN[0] = old_full
 
 
-def _node_printer(spec: str | None, names: list[str]) -> Any:
-    """``show(title, cluster)``: Ganeti's node table on stderr with ``-p``, else nothing.
-
-    Names lose the common suffix of ``names`` (the initial nodes and instances).
-    """
-    from corral.cli.htools_nodes import print_nodes, strip
-    from corral.htools.loader import common_suffix
-
-    suffix = common_suffix(names) if spec is not None else ""
-
-    def show(title: str, c: Any) -> None:
-        if spec is not None:
-            nodes = list(range(c.n_nodes))
-            print_nodes(sys.stderr, title, c, nodes, spec, lambda n: strip(n, suffix))
-
-    return show
-
-
 def _report(args: Any) -> int:
     from corral.htools.capacity import standard_alloc, tiered_alloc
     from corral.htools.loader import select_loader
@@ -140,7 +122,9 @@ def _report(args: Any) -> int:
         ("CLUSTER_CPU", int(v["tcpu"][online].sum())),
         ("CLUSTER_NODES", int(online.sum())),
     ]
-    show = _node_printer(args.print_nodes, c.names + [i.name for i in c.instances])
+    from corral.cli.htools_nodes import printer
+
+    show = printer(args.print_nodes, c.names + [i.name for i in c.instances])
     show("Initial cluster status", c)
     ini_score = c.score()
     ini_cnt = len(c.instances)

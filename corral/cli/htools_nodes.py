@@ -11,6 +11,7 @@ wide as its widest cell, the line led by one space.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
@@ -140,3 +141,23 @@ def print_nodes(
     """``\\n<title>:\\n<table>`` as Ganeti's maybePrintNodes (e.g. "Initial cluster status")."""
     lines = node_table(c, nodes, parse_fields(spec), alias)
     out.write(f"\n{title}:\n" + "\n".join(lines) + "\n\n")
+
+
+def printer(spec: str | None, names: list[str]) -> Callable[..., None]:
+    """``show(title, cluster, nodes=None)``: the ``-p`` table on stderr, or nothing.
+
+    ``spec`` is the ``-p`` argument (None: option not given); names lose the
+    common suffix of ``names`` (the loaded nodes and instances), as Ganeti's
+    htools compute it once at load. ``nodes`` defaults to every node.
+    """
+    from corral.htools.loader import common_suffix
+
+    suffix = common_suffix(names) if spec is not None else ""
+
+    def show(title: str, c: Cluster, nodes: Sequence[int] | None = None) -> None:
+        if spec is None:
+            return
+        shown = list(range(c.n_nodes)) if nodes is None else nodes
+        print_nodes(sys.stderr, title, c, shown, spec, lambda n: strip(n, suffix))
+
+    return show
