@@ -67,19 +67,7 @@ def test_hspace_capacity_not_below_ganeti(
     tmp_path: Path, profile: str, nodes: int, seed: int
 ) -> None:
     data = gen_cluster(tmp_path, profile, nodes, seed)
-    spec = "4096,128,1" if profile == "office" else "51200,4096,2"
-    args = [
-        "-t",
-        str(data),
-        "--machine-readable",
-        "--disk-template=drbd",
-        f"--standard-alloc={spec}",
-    ]
-    g = run_tool([str(GANETI_HSPACE), *args])
-    ours = run_tool([corral_bin("hspace"), *args])
-    assert g.returncode == 0 and ours.returncode == 0, ours.stderr
-    gk = dict(re.findall(r"^HTS_([A-Z_]+)=(.*)$", g.stdout, re.M))
-    ok = dict(re.findall(r"^HTS_([A-Z_]+)=(.*)$", ours.stdout, re.M))
+    ok, gk = _hspace_both(data, "--standard-alloc", profile)
     assert ok["INI_SCORE"] == gk["INI_SCORE"]
     assert int(ok["FIN_INST_CNT"]) >= int(gk["FIN_INST_CNT"])
     assert int(ok["TRL_INST_CNT"]) >= int(gk["TRL_INST_CNT"])
@@ -100,16 +88,20 @@ def test_hspace_tiered_not_below_ganeti(
     """Tiered allocation from an explicit ``disk,ram,cpu`` spec (spindles default to
     1, as Ganeti's parser does) places at least as many instances as Ganeti."""
     data = gen_cluster(tmp_path, profile, nodes, seed)
+    ok, gk = _hspace_both(data, "--tiered-alloc", profile)
+    assert ok["TSPEC_INI_SPN"] == gk["TSPEC_INI_SPN"]
+    assert int(ok["TRL_INST_CNT"]) >= int(gk["TRL_INST_CNT"])
+
+
+def _hspace_both(data: Path, option: str, profile: str) -> tuple[dict[str, str], dict[str, str]]:
+    """corral's and Ganeti's ``HTS_*`` values for one drbd allocation ``option``."""
     spec = "4096,128,1" if profile == "office" else "51200,4096,2"
-    args = ["-t", str(data), "--machine-readable", "--disk-template=drbd",
-            f"--tiered-alloc={spec}"]  # fmt: skip
+    args = ["-t", str(data), "--machine-readable", "--disk-template=drbd", f"{option}={spec}"]
     g = run_tool([str(GANETI_HSPACE), *args])
     ours = run_tool([corral_bin("hspace"), *args])
     assert g.returncode == 0 and ours.returncode == 0, ours.stderr
-    gk = dict(re.findall(r"^HTS_([A-Z_]+)=(.*)$", g.stdout, re.M))
-    ok = dict(re.findall(r"^HTS_([A-Z_]+)=(.*)$", ours.stdout, re.M))
-    assert ok["TSPEC_INI_SPN"] == gk["TSPEC_INI_SPN"]
-    assert int(ok["TRL_INST_CNT"]) >= int(gk["TRL_INST_CNT"])
+    key = r"^HTS_([A-Z_]+)=(.*)$"
+    return dict(re.findall(key, ours.stdout, re.M)), dict(re.findall(key, g.stdout, re.M))
 
 
 def _info_score(info: str) -> float:
